@@ -75,6 +75,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--extra", type=Path, default=None, help="distractor folder or CSV")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sentence-vectors", choices=("both", "on", "off"), default="both")
+    ap.add_argument("--only-extra", action="store_true", help="skip the bundled-only corpus")
     args = ap.parse_args()
     bundled = sorted(BUNDLED_CORPUS.glob("*.txt"))
     corpora = [("bundled", bundled)]
@@ -83,8 +85,11 @@ def main() -> None:
         corpora.append(
             ("bundled+distractor", bundled + materialise_extra(args.extra, Path(tmp.name)))
         )
+    if args.only_extra and args.extra:
+        corpora = corpora[1:]
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.sentence_vectors]
     for name, files in corpora:
-        for sv in (False, True):
+        for sv in modes:
             bench(name, files, sv, args.repeats)
     tmp.cleanup()
 

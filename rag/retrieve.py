@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from index.store import IndexState
+from rag.chunk import SECTION_SEPARATOR, common_path
 from rag.embed.base import Embedder
+from rag.intent import asks_date, asks_header, asks_list
 from rag.script import normalize_for_match, to_simplified
-from rag.types import Passage
+from rag.sentences import enum_item, is_lead_in, sentence_spans
+from rag.types import Chunk, Passage
 
 __all__ = ["Filters", "Retriever", "RETRIEVERS", "FUSIONS", "rrf_fuse", "convex_fuse"]
 
@@ -25,19 +28,14 @@ FUSIONS = ("rrf", "convex")
 # header (title, dated line, speaker line) — the opening chunk — which shares few words
 # with the question. A small prior lifts opening chunks (and, for "when", chunks that
 # carry a full date) for such questions.
-_WHEN = re.compile(
-    r"哪一?天|哪年|什么时候|何时|日期|几月几日|when|what date|which year|which day", re.I
-)
-_HEADER = re.compile(
-    r"什么会议|哪个会议|哪次会议|什么会上|在什么场合|什么形式的会|职务|职位|身份|担任|"
-    r"谁(的|作|发表|讲)|哪位|who\b|what (post|position|meeting)|at which meeting",
-    re.I,
-)
 _FULL_DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|\d{1,2}月\d{1,2}日")
 INTENT_BONUS = 0.3
 
 SENTENCE_MIX = 0.5  # weight of the best sentence in a chunk's dense score (measured)
 SENTENCE_DEPTH = 4  # sentence candidates fetched per chunk candidate
+# A passage that ends by announcing a list (“他要求，”) or in the middle of one continues
+# into the chunks that hold the rest of the items, up to this many more chunks.
+MAX_CONTINUATION = 4
 _ISO_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 
@@ -206,15 +204,84 @@ class Retriever:
         ranked = sorted(fused, key=lambda r: (-fused[r], r))
         if self.mmr_lambda < 1.0 and len(self.state.vectors):
             ranked = self._mmr(ranked[:depth], fused, k)
-        out = []
-        for rank, row in enumerate(ranked[:k], start=1):
-            chunk = self.state.chunks[row]
+        lists = asks_list(query)
+        out: list[Passage] = []
+        for row in ranked:
+            if len(out) >= k:
+                break
+            if any(_covers(p.chunk, self.state.chunks[row]) for p in out):
+                continue  # already inside a passage continued over it
+            chunk = self.continued(row, lists, taken=[p.chunk for p in out])
             meta = self.state.documents[chunk.doc_id].meta
-            out.append(Passage(chunk=chunk, meta=meta, score=fused[row], rank=rank))
+            out.append(Passage(chunk=chunk, meta=meta, score=fused[row], rank=len(out) + 1))
         return out
 
+    # -- continuing a passage over the rest of its list ---------------------------
+    def continued(self, row: int, lists: bool = True, taken: Sequence[Chunk] = ()) -> Chunk:
+        """The chunk at ``row``, extended over the following chunks of its speech while
+        they carry on an enumeration: always over the list a chunk ends by announcing
+        (“他要求，” here, “一是…”, “二是…” next), and for list questions also when it
+        stops between two items (“一是…” here, “二是…” next). Chunks already inside one
+        of the ``taken`` passages are not taken again."""
+        chunk = self.state.chunks[row]
+        doc = self.state.documents.get(chunk.doc_id)
+        if doc is None:
+            return chunk
+        rows = self._doc_rows().get(chunk.doc_id, [])
+        start, end, parts = chunk.start, chunk.end, [chunk]
+        announced = False
+        for _ in range(MAX_CONTINUATION):
+            nxt = next((self.state.chunks[r] for r in rows
+                        if self.state.chunks[r].start >= end - 1
+                        and self.state.chunks[r].end > end), None)  # fmt: skip
+            if nxt is None or doc.text[end : nxt.start].strip():
+                break
+            if any(_covers(t, nxt) for t in taken):
+                break
+            spans = sentence_spans(doc.text[start:end])
+            following = sentence_spans(doc.text[nxt.start : nxt.end])
+            if not spans or not following:
+                break
+            item = enum_item(doc.text[nxt.start + following[0][0] : nxt.start + following[0][1]])
+            if item is None:
+                break
+            last_sentence = doc.text[start + spans[-1][0] : start + spans[-1][1]]
+            if len(parts) == 1 and item[1] == 1 and is_lead_in(last_sentence):
+                announced = True  # the list this chunk announces starts in the next one
+            elif not (lists or announced) or _last_item(doc.text, start, spans) != (
+                item[0],
+                item[1] - 1,
+            ):
+                break
+            parts.append(nxt)
+            end = nxt.end
+        if len(parts) == 1:
+            return chunk
+        path = common_path([p.section_path for p in parts])
+        return Chunk(
+            chunk_id=f"{chunk.chunk_id}+{len(parts) - 1}",
+            doc_id=chunk.doc_id,
+            start=start,
+            end=end,
+            text=doc.text[start:end],
+            section=SECTION_SEPARATOR.join(path),
+            section_path=path,
+            index_text="",
+        )
+
+    def _doc_rows(self) -> dict[str, list[int]]:
+        cached = getattr(self, "_rows_by_doc", None)
+        if cached is None:
+            cached = {}
+            for row, c in enumerate(self.state.chunks):
+                cached.setdefault(c.doc_id, []).append(row)
+            for rows in cached.values():
+                rows.sort(key=lambda r: self.state.chunks[r].start)
+            self._rows_by_doc = cached
+        return cached
+
     def _intent_prior(self, query: str, fused: dict[int, float]) -> None:
-        when, header = bool(_WHEN.search(query)), bool(_HEADER.search(query))
+        when, header = asks_date(query), asks_header(query)
         if not (when or header) or not fused:
             return
         scale = max(fused.values()) - min(fused.values()) or max(fused.values()) or 1.0
@@ -250,3 +317,15 @@ class Retriever:
             chosen.append(best)
             remaining.remove(best)
         return [rows[i] for i in chosen] + [r for i, r in enumerate(rows) if i not in chosen]
+
+
+def _last_item(text: str, start: int, spans: list[tuple[int, int]]) -> tuple[str, int] | None:
+    for s, e in reversed(spans):
+        item = enum_item(text[start + s : start + e])
+        if item is not None:
+            return item
+    return None
+
+
+def _covers(outer: Chunk, inner: Chunk) -> bool:
+    return outer.doc_id == inner.doc_id and outer.start <= inner.start and inner.end <= outer.end

@@ -117,3 +117,52 @@ def test_bad_names_are_clear_errors(state: IndexState) -> None:
         Retriever(state, KeywordEmbedder(), fusion="max")
     with pytest.raises(ValueError, match="needs an embedder"):
         Retriever(state, None, mode="dense")
+
+
+@pytest.fixture
+def list_state() -> IndexState:
+    """One speech whose list is spread over chunks, the lead-in at the end of the first."""
+    emb = KeywordEmbedder()
+    paras = [
+        "职工工会年会开幕。他要求,",
+        "一是妇联家庭。",
+        "二是共青团青年。",
+        "三是职工技能。",
+        "另谈工会。",
+    ]
+    text = "".join(paras)
+    doc = Document("d", "d.txt", text, DocMeta(title="d", speaker="苏宁"))
+    chunks, pos = [], 0
+    for j, p in enumerate(paras):
+        path = ["全文", p[:4]] if j in (1, 2, 3) else ["全文"]
+        chunks.append(Chunk(f"d#{j}", "d", pos, pos + len(p), p, " › ".join(path), path, p))
+        pos += len(p)
+    manifest = Manifest(model_id="kw", dim=emb.dim, chunker_version="1", chunk_max_tokens=9,
+                        chunk_overlap_tokens=0, tokenizer="bigram", ann="flat")  # fmt: skip
+    st = IndexState(manifest, {"d": doc}, chunks, emb.embed_passages([c.text for c in chunks]))
+    st.rebuild_indexes()
+    return st
+
+
+def test_a_passage_announcing_a_list_continues_over_its_items(list_state: IndexState) -> None:
+    hit = Retriever(list_state, None, mode="bm25").search("职工工会年会", 3)[0]
+    assert hit.chunk.text == "职工工会年会开幕。他要求,一是妇联家庭。二是共青团青年。三是职工技能。"
+    assert list_state.documents["d"].text[hit.chunk.start : hit.chunk.end] == hit.chunk.text
+    assert hit.chunk.section == "全文"  # the common parent of the chunks it spans
+
+
+def test_an_item_continues_to_the_next_only_for_list_questions(list_state: IndexState) -> None:
+    r = Retriever(list_state, None, mode="bm25")
+    plain = r.search("妇联家庭", 1)[0]
+    assert plain.chunk.text == "一是妇联家庭。"
+    listed = r.search("妇联家庭有哪些", 1)[0]
+    assert listed.chunk.text == "一是妇联家庭。二是共青团青年。三是职工技能。"
+
+
+def test_chunks_inside_a_continued_passage_are_not_returned_again(
+    list_state: IndexState,
+) -> None:
+    results = Retriever(list_state, None, mode="bm25").search("职工工会年会 青年 技能", 5)
+    spans = [(p.chunk.start, p.chunk.end) for p in results]
+    for i, (a, b) in enumerate(spans):
+        assert not any(c <= a and b <= d for j, (c, d) in enumerate(spans) if j != i)

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from rag.answer.base import AnswerBackend, AnswerRequest, Draft, TokenCallback
+from rag.intent import asks_date, asks_list, asks_meeting, asks_person
 from rag.script import to_simplified
-from rag.sentences import ENUM_START, insert_markers, sentence_spans
+from rag.sentences import ENUM_START, enum_item, insert_markers, is_lead_in, sentence_spans
 from rag.types import Passage
 
 __all__ = ["ExtractiveBackend", "REFUSAL", "question_terms", "question_bigrams", "Candidate"]
@@ -56,18 +57,7 @@ _NOISE = frozenset(QUESTION_NOISE) | frozenset(
 _COUNT = re.compile(r"^[一二三四五六七八九十两几\d]+[个项点条句种类方面件]*$")
 _CONTENT = re.compile(r"[\u3400-\u9fff\uf900-\ufaffa-z0-9]")
 _DATE = re.compile(r"(\d{4}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}-\d{1,2}-\d{1,2}")
-_DATE_Q = re.compile(
-    r"哪一?天|哪年|什么时候|何时|日期|时间|when|what date|which year|which day", re.I
-)
-_WHO_Q = re.compile(r"谁|哪位|什么人|who|whom", re.I)
-_MEETING_Q = re.compile(r"什么会|哪个会|哪次会|会议|座谈会|occasion|meeting|event", re.I)
 _MEETING = re.compile(r"会议|座谈会|大会|全会|视频会")
-_LIST_Q = re.compile(
-    r"哪些|哪几|哪[一二三四五六两七八九十\d]+[个项点条方句]|几[个项点条方]|什么[措施要求任务问题方面]|"
-    r"分别|有哪|列举|what are|which .*s\b|list",
-    re.I,
-)
-_LEAD = re.compile(r"[：:]$|以下|如下|[一二三四五六两七八九十]+[个项点条方]|几[个项点条方]")
 
 ANSWERABILITY_DEPTH = 3  # passages checked for the question's terms
 # Refusal rule, chosen on eval/gold/speeches.jsonl (benchmarks/refusal_sweep.py): refuse
@@ -165,9 +155,9 @@ class ExtractiveBackend(AnswerBackend):
         grams = question_terms(question)
         weights = {g: self.term_weight(g) for g in grams}
         total = sum(weights.values())
-        want_date = bool(_DATE_Q.search(question))
-        want_who = bool(_WHO_Q.search(question))
-        want_meeting = bool(_MEETING_Q.search(question))
+        want_date = asks_date(question)
+        want_who = asks_person(question)
+        want_meeting = asks_meeting(question)
         cross = not _has_han(question) and self.embed_pair is not None
         out: list[Candidate] = []
         for no, p in enumerate(passages, start=1):
@@ -245,7 +235,7 @@ class ExtractiveBackend(AnswerBackend):
             return []
         is_item = [bool(ENUM_START.match(text[s:e])) for s, e in spans]
         ahead = [j for j in range(idx + 1, min(idx + 1 + LOOKAHEAD, len(spans))) if is_item[j]]
-        if not is_item[idx] and ahead:
+        if not is_item[idx] and ahead and _leads_into(text, spans, idx, ahead[0]):
             first = ahead[0]  # the best sentence leads into a list (“…也是两条。一是…”)
         elif is_item[idx]:
             first, gap = idx, 0
@@ -279,7 +269,7 @@ class ExtractiveBackend(AnswerBackend):
             return Draft(text=REFUSAL[lang], refused=True, model=self.name)
         best = cands[0]
         chosen: list[tuple[int, int, int]] = []  # (passage_no, start, end)
-        if _LIST_Q.search(question):
+        if asks_list(question):
             items = self._enumeration(best, request.passages[best.passage_no - 1])
             chosen = [(best.passage_no, s, e) for s, e in items]
         if not chosen:
@@ -317,6 +307,18 @@ def _attribution(passage: Passage, lang: str) -> str:
     if lang == "en":
         return f"From «{title}»" + (f" ({who})" if who else "") + ":"
     return f"《{title}》" + (f"（{who}）" if who else "") + "："
+
+
+def _leads_into(text: str, spans: Sequence[tuple[int, int]], idx: int, first: int) -> bool:
+    """Whether sentence ``idx`` announces the list starting at sentence ``first``: the
+    list starts right after it with its first item (“…提供保障。一是…”), or it is a
+    lead-in itself (“提出三点要求：”), or only lead-ins stand between (“…。他要求，”)."""
+    between = [is_lead_in(text[s:e]) for s, e in spans[idx + 1 : first]]
+    if between:
+        return all(between)
+    item = enum_item(text[spans[first][0] : spans[first][1]])
+    s, e = spans[idx]
+    return (item is not None and item[1] == 1) or is_lead_in(text[s:e])
 
 
 def _overlaps(chosen: list[tuple[int, int, int]], c: Candidate) -> bool:
