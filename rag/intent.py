@@ -30,10 +30,11 @@ _LIST = re.compile(
     r"分别|有哪|列举|what are|which .*s\b|list",
     re.I,
 )
-# “哪些讲话…”, “苏宁和翁鲁敏分别…”, “哪两篇讲话…”: the answer comes from several speeches
+# “哪些讲话…”, “哪两篇讲话…”: the answer comes from several speeches (a question naming
+# two speakers is recognised by the retriever, which knows the speakers)
 _CROSS_DOC = re.compile(
-    r"哪些(讲话|领导|人)|哪[几两三四]篇|哪篇|几篇|分别|各自|各篇|都提到|共同|"
-    r"which speeches|which speakers|both|each speech",
+    r"哪些(讲话|领导|人)|哪[几两三四五]篇|几篇|各篇|[两三四五几]篇讲话|这些讲话|都提到|"
+    r"which speeches|which speakers|both speeches|each speech",
     re.I,
 )
 

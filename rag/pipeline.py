@@ -118,7 +118,7 @@ class Pipeline:
         self._embedder = embedder
         self._state: IndexState | None = None
         self._backends: dict[str, AnswerBackend] = {}
-        self._df: tuple[str, Counter[str]] | None = None
+        self._df: tuple[str, Counter[str], list[str], dict[str, int]] | None = None
         self._sentences: tuple[str, dict[str, int]] | None = None
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -362,17 +362,28 @@ class Pipeline:
         return [(d, counts.get(d.doc_id, 0)) for d in state.documents.values()]
 
     # -- answer ------------------------------------------------------------------
-    def _bigram_df(self) -> Counter[str]:
-        """How many chunks contain each character bigram (for the extractive scorer)."""
+    def _corpus_stats(self) -> tuple[Counter[str], list[str], dict[str, int]]:
+        """Per index generation: how many chunks contain each character bigram, the
+        chunks' simplified texts, and a cache of longer terms' chunk counts."""
         state = self.state()
         gen = state.manifest.generation
         if self._df is None or self._df[0] != gen:
             df: Counter[str] = Counter()
-            for c in state.chunks:
-                t = to_simplified(c.text).lower()
+            texts = [to_simplified(c.text).lower() for c in state.chunks]
+            for t in texts:
                 df.update({t[i : i + 2] for i in range(len(t) - 1)})
-            self._df = (gen, df)
-        return self._df[1]
+            self._df = (gen, df, texts, {})
+        return self._df[1], self._df[2], self._df[3]
+
+    def term_df(self, term: str) -> int:
+        """How many chunks of the current index contain ``term`` (simplified, lowercase)."""
+        df, texts, longer = self._corpus_stats()
+        t = to_simplified(term).lower()
+        if len(t) <= 2:
+            return df.get(t, 0)
+        if t not in longer:
+            longer[t] = sum(1 for x in texts if t in x)
+        return longer[t]
 
     def _sentence_lookup(self) -> dict[str, int]:
         """Simplified sentence text → row of its stored sentence vector."""
@@ -413,12 +424,11 @@ class Pipeline:
                     f"unknown answer backend {name!r}; choose one of: {', '.join(BACKENDS)}"
                 )
             if name == "extractive":
-                n = max(len(self.state().chunks), 1)
-                df = self._bigram_df()
+                # statistics of whatever index is current, so they follow ingests
                 self._backends[name] = ExtractiveBackend(
-                    idf_weights(lambda t: df.get(t, 0), n),
+                    idf_weights(self.term_df, lambda: max(len(self.state().chunks), 1)),
                     self.embed_pair,
-                    in_corpus=lambda t: df.get(t, 0) > 0,
+                    in_corpus=lambda t: self.term_df(t) > 0,
                 )
             else:
                 module, _, cls_name = BACKENDS[name].partition(":")

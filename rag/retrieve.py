@@ -15,7 +15,7 @@ import numpy as np
 from index.store import IndexState
 from rag.chunk import SECTION_SEPARATOR, common_path
 from rag.embed.base import Embedder
-from rag.intent import asks_date, asks_header, asks_list
+from rag.intent import asks_cross_doc, asks_date, asks_header, asks_list
 from rag.script import normalize_for_match, to_simplified
 from rag.sentences import enum_item, is_lead_in, sentence_spans
 from rag.types import Chunk, Passage
@@ -204,6 +204,8 @@ class Retriever:
         ranked = sorted(fused, key=lambda r: (-fused[r], r))
         if self.mmr_lambda < 1.0 and len(self.state.vectors):
             ranked = self._mmr(ranked[:depth], fused, k)
+        if self.across_speeches(query):
+            ranked = _speeches_first(ranked, self.state.chunks)
         lists = asks_list(query)
         out: list[Passage] = []
         for row in ranked:
@@ -215,6 +217,15 @@ class Retriever:
             meta = self.state.documents[chunk.doc_id].meta
             out.append(Passage(chunk=chunk, meta=meta, score=fused[row], rank=len(out) + 1))
         return out
+
+    def across_speeches(self, query: str) -> bool:
+        """Whether the question wants answers from several speeches: it says so (“哪些讲话”)
+        or names the speakers of two of them."""
+        if asks_cross_doc(query):
+            return True
+        q = normalize_for_match(query)
+        speakers = {normalize_for_match(d.meta.speaker) for d in self.state.documents.values()}
+        return sum(1 for sp in speakers if len(sp) >= 2 and sp in q) >= 2
 
     # -- continuing a passage over the rest of its list ---------------------------
     def continued(self, row: int, lists: bool = True, taken: Sequence[Chunk] = ()) -> Chunk:
@@ -329,3 +340,16 @@ def _last_item(text: str, start: int, spans: list[tuple[int, int]]) -> tuple[str
 
 def _covers(outer: Chunk, inner: Chunk) -> bool:
     return outer.doc_id == inner.doc_id and outer.start <= inner.start and inner.end <= outer.end
+
+
+def _speeches_first(ranked: list[int], chunks: Sequence[Chunk]) -> list[int]:
+    """For questions across speeches: each speech's best chunk first (in rank order),
+    then the rest, so one speech cannot fill every slot."""
+    seen: set[str] = set()
+    firsts = []
+    for row in ranked:
+        if chunks[row].doc_id not in seen:
+            seen.add(chunks[row].doc_id)
+            firsts.append(row)
+    chosen = set(firsts)
+    return firsts + [r for r in ranked if r not in chosen]

@@ -58,6 +58,24 @@ def test_changed_file_replaces_its_chunks_and_remove_deletes(tmp_path: Path) -> 
     assert len(reloaded.sentence_owner) == len(reloaded.sentence_vectors)
 
 
+def test_answer_statistics_follow_new_documents(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(BUNDLED_CORPUS, corpus)
+    pipeline = Pipeline(Settings(home=tmp_path / "home", embed_model="hash"))
+    pipeline.ingest([corpus])
+    question = "冰雪嘉年华在哪座公园举办？"
+    assert pipeline.ask(question).refused  # nothing about it yet
+    assert pipeline.term_df("嘉年华") == 0
+    (corpus / "new.txt").write_text(
+        "市妇联主席的讲话\n妇联要举办冰雪嘉年华，地点在人民公园。\n", encoding="utf-8"
+    )
+    pipeline.ingest([corpus])
+    assert pipeline.term_df("嘉年华") == 1
+    answer = pipeline.ask(question)
+    assert not answer.refused
+    assert any("冰雪嘉年华" in c.quote for c in answer.citations)
+
+
 def test_bad_files_are_skipped_and_the_batch_goes_on(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()

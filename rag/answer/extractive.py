@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from rag.answer.base import AnswerBackend, AnswerRequest, Draft, TokenCallback
-from rag.intent import asks_date, asks_list, asks_meeting, asks_person
-from rag.script import to_simplified
+from rag.intent import asks_cross_doc, asks_date, asks_list, asks_meeting, asks_person
+from rag.script import normalize_for_match, to_simplified
 from rag.sentences import ENUM_START, enum_item, insert_markers, is_lead_in, sentence_spans
 from rag.types import Passage
 
@@ -54,18 +54,24 @@ _NOISE = frozenset(QUESTION_NOISE) | frozenset(
     "一篇 这篇 篇 文中 文章 领导 同志".split()
 )
 # “哪两条”, “三点”, “四个方面”: counts say how many items are wanted, not which
-_COUNT = re.compile(r"^[一二三四五六七八九十两几\d]+[个项点条句种类方面件]*$")
+_COUNT = re.compile(r"^[一二三四五六七八九十两几\d]+[个项点条句种类方面件篇]*$")
+_QUOTED = re.compile(r"[“「『\"]([^”」』\"]{2,20})[”」』\"]")
+_INTERROGATIVE = re.compile(r"哪|什么|几时|何时|多少")
+_ASK_PHRASE = re.compile(r"哪一?[天年月日座个位些种次篇条项点家所]|什么时候|几月几日|几时|何时")
 _CONTENT = re.compile(r"[\u3400-\u9fff\uf900-\ufaffa-z0-9]")
 _DATE = re.compile(r"(\d{4}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}-\d{1,2}-\d{1,2}")
 _MEETING = re.compile(r"会议|座谈会|大会|全会|视频会")
 
 ANSWERABILITY_DEPTH = 3  # passages checked for the question's terms
-# Refusal rule, chosen on eval/gold/speeches.jsonl (benchmarks/refusal_sweep.py): refuse
-# when ≥ 30% of the question's terms occur nowhere in the speeches, or when the best
-# passage holds < 30% of its weighted terms.
-REFUSE_BELOW = 0.30
+# Thresholds chosen on eval/gold/speeches.jsonl with benchmarks/answer_sweep.py.
+# Refusal: refuse when ≥ 30% of the question's terms occur nowhere in the speeches, or
+# when the best passage (all top passages, for questions across speeches) holds < 20%
+# of its weighted terms.
+REFUSE_BELOW = 0.20
 ABSENT_REFUSE = 0.30
-KEEP_RATIO = 0.75  # further sentences must reach this share of the best score
+KEEP_MARGIN = 0.02  # further sentences must come this close to the best: near-ties only
+CROSS_DOC_KEEP = 0.6  # a speech's best sentence must reach this share of the best overall
+MAX_SPEECHES = 5
 MAX_SENTENCES = 3
 MAX_LIST_ITEMS = 8
 LOOKAHEAD = 3  # sentences after a lead-in in which a list may start
@@ -91,7 +97,10 @@ def question_terms(question: str) -> list[str]:
     a term matches however the speech segments it."""
     jieba = _jieba()
     terms: list[str] = []
-    for word in jieba.cut(to_simplified(question).lower()):
+    text = _ASK_PHRASE.sub(" ", to_simplified(question).lower())
+    # a quoted phrase (“十三五”, “走出办公室”) is a term as a whole, whatever its shape
+    terms += [q for q in _QUOTED.findall(text) if len(q) >= 2 and _CONTENT.search(q)]
+    for word in jieba.cut(text):
         word = word.strip()
         if not word or not _CONTENT.search(word) or word in _NOISE or _COUNT.match(word):
             continue
@@ -99,11 +108,22 @@ def question_terms(question: str) -> list[str]:
             terms.append(word)
         else:
             terms.extend(word[i : i + 2] for i in range(len(word) - 1))
+    # interrogatives jieba glues into words (“哪一天”, “哪座”) say what is asked, not about what
+    terms = [t for t in terms if not _INTERROGATIVE.search(t) and t not in _NOISE]
     return list(dict.fromkeys(terms))
 
 
 # kept for callers that think in bigrams
 question_bigrams = question_terms
+
+
+@lru_cache(maxsize=4096)
+def _names_person(sentence: str) -> bool:
+    """Whether jieba's part-of-speech tagger finds a person's name in the sentence."""
+    _jieba()
+    import jieba.posseg
+
+    return any(w.flag == "nr" and len(w.word) >= 2 for w in jieba.posseg.cut(sentence))
 
 
 @lru_cache(maxsize=1)
@@ -129,6 +149,7 @@ class Candidate:
     text: str
     coverage: float
     score: float
+    intent: float = 0.0  # the part of the score earned by holding the date/meeting asked for
 
 
 class ExtractiveBackend(AnswerBackend):
@@ -141,14 +162,14 @@ class ExtractiveBackend(AnswerBackend):
         embed_pair: EmbedPair | None = None,
         *,
         in_corpus: Callable[[str], bool] | None = None,
-        refuse_below: float = REFUSE_BELOW,
-        absent_refuse: float = ABSENT_REFUSE,
+        refuse_below: float | None = None,
+        absent_refuse: float | None = None,
     ) -> None:
         self.term_weight = term_weight or (lambda term: 1.0)
         self.in_corpus = in_corpus
-        self.absent_refuse = absent_refuse
+        self.absent_refuse = ABSENT_REFUSE if absent_refuse is None else absent_refuse
         self.embed_pair = embed_pair
-        self.refuse_below = refuse_below
+        self.refuse_below = REFUSE_BELOW if refuse_below is None else refuse_below
 
     # -- scoring -----------------------------------------------------------------
     def candidates(self, question: str, passages: Sequence[Passage]) -> list[Candidate]:
@@ -158,35 +179,39 @@ class ExtractiveBackend(AnswerBackend):
         want_date = asks_date(question)
         want_who = asks_person(question)
         want_meeting = asks_meeting(question)
-        cross = not _has_han(question) and self.embed_pair is not None
-        out: list[Candidate] = []
+        cross = not _has_han(question)
+        located: list[tuple[int, Passage, int, int]] = []
         for no, p in enumerate(passages, start=1):
-            text = p.chunk.text
-            spans = sentence_spans(text)
+            located += [(no, p, s, e) for s, e in sentence_spans(p.chunk.text)]
+        # English questions: dense similarity to each sentence (stored sentence vectors)
+        sims = np.zeros(len(located))
+        if self.embed_pair is not None and located and cross:
+            sims = np.asarray(
+                self.embed_pair(question, [p.chunk.text[s:e] for _, p, s, e in located]),
+                dtype=np.float64,
+            )
+        out: list[Candidate] = []
+        for i, (no, p, s, e) in enumerate(located):
+            sent = p.chunk.text[s:e]
             # the speech's title, speaker and section frame every sentence of the passage
             context = to_simplified(f"{p.meta.title} {p.meta.speaker} {p.chunk.section}").lower()
-            sims: Sequence[float] | np.ndarray = []
-            if cross and spans:
-                assert self.embed_pair is not None
-                sims = self.embed_pair(question, [text[s:e] for s, e in spans])
-            for i, (s, e) in enumerate(spans):
-                sent = text[s:e]
-                simp = to_simplified(sent).lower() + " " + context
-                if cross:
-                    coverage = float(sims[i])
-                else:
-                    coverage = (
-                        sum(w for g, w in weights.items() if g in simp) / total if total else 0.0
-                    )
-                boost = 0.0
-                if want_date and _DATE.search(sent):
-                    boost += INTENT_BOOST
-                if want_who and p.meta.speaker and p.meta.speaker in sent:
-                    boost += INTENT_BOOST
-                if want_meeting and _MEETING.search(sent):
-                    boost += INTENT_BOOST / 2
-                score = coverage + boost + RANK_PRIOR / no
-                out.append(Candidate(no, s, e, sent, coverage + boost, score))
+            simp = to_simplified(sent).lower() + " " + context
+            if cross:
+                coverage = float(sims[i])
+            else:
+                coverage = sum(w for g, w in weights.items() if g in simp) / total if total else 0.0
+            # a date or a meeting is visible in the sentence itself; a person asked for
+            # may be anyone, so naming the speaker earns a boost but sets no bar
+            when_where = 0.0
+            if want_date and _DATE.search(sent):
+                when_where += INTENT_BOOST
+            if want_meeting and _MEETING.search(sent):
+                when_where += INTENT_BOOST / 2
+            boost = when_where
+            if want_who and ((p.meta.speaker and p.meta.speaker in sent) or _names_person(sent)):
+                boost += INTENT_BOOST
+            score = coverage + boost + RANK_PRIOR / no
+            out.append(Candidate(no, s, e, sent, coverage + boost, score, when_where))
         out.sort(key=lambda c: (-c.score, c.passage_no, c.start))
         return out
 
@@ -199,13 +224,15 @@ class ExtractiveBackend(AnswerBackend):
         total = sum(weights.values())
         if not total or not passages:
             return 0.0
-        best = 0.0
-        for p in passages[:ANSWERABILITY_DEPTH]:
-            hay = to_simplified(
+        hays = [
+            to_simplified(
                 f"{p.meta.title} {p.meta.speaker} {p.meta.occasion} {p.chunk.section} {p.chunk.text}"
             ).lower()
-            best = max(best, sum(w for t, w in weights.items() if t in hay) / total)
-        return best
+            for p in passages[:ANSWERABILITY_DEPTH]
+        ]
+        if _across(question, passages):
+            hays = [" ".join(hays)]  # the answer is spread over several speeches
+        return max(sum(w for t, w in weights.items() if t in hay) / total for hay in hays)
 
     def absent_share(self, question: str) -> float:
         """Share of the question's Chinese terms that occur nowhere in the indexed speeches
@@ -261,6 +288,24 @@ class ExtractiveBackend(AnswerBackend):
                     break
         return [spans[i] for i in items] if len(items) >= 2 else []
 
+    def _per_speech(
+        self, cands: Sequence[Candidate], passages: Sequence[Passage]
+    ) -> list[tuple[int, int, int]]:
+        """For a question across speeches: the best sentence of each speech that comes
+        close enough to the best one overall."""
+        best = cands[0]
+        seen: set[str] = set()
+        chosen: list[tuple[int, int, int]] = []
+        for c in cands:
+            doc = passages[c.passage_no - 1].chunk.doc_id
+            if doc in seen or c.score < CROSS_DOC_KEEP * best.score:
+                continue
+            seen.add(doc)
+            chosen.append((c.passage_no, c.start, c.end))
+            if len(chosen) >= MAX_SPEECHES:
+                break
+        return chosen if len(chosen) >= 2 else []
+
     def compose(self, request: AnswerRequest) -> Draft:
         question = request.search_query or request.question
         lang = request.language if request.language in REFUSAL else "zh-hans"
@@ -269,14 +314,18 @@ class ExtractiveBackend(AnswerBackend):
             return Draft(text=REFUSAL[lang], refused=True, model=self.name)
         best = cands[0]
         chosen: list[tuple[int, int, int]] = []  # (passage_no, start, end)
-        if asks_list(question):
+        if _across(question, request.passages):
+            chosen = self._per_speech(cands, request.passages)
+        if not chosen and asks_list(question):
             items = self._enumeration(best, request.passages[best.passage_no - 1])
             chosen = [(best.passage_no, s, e) for s, e in items]
         if not chosen:
             chosen = [(best.passage_no, best.start, best.end)]
             for c in cands[1:]:
-                if len(chosen) >= MAX_SENTENCES or c.score < KEEP_RATIO * best.score:
+                if len(chosen) >= MAX_SENTENCES or c.score < best.score - KEEP_MARGIN:
                     break
+                if c.intent < best.intent:
+                    continue  # the best sentence holds the date (meeting) asked for; this one not
                 if not _overlaps(chosen, c):
                     chosen.append((c.passage_no, c.start, c.end))
         chosen.sort(key=lambda t: (t[0] != best.passage_no, t[0], t[1]))
@@ -309,6 +358,16 @@ def _attribution(passage: Passage, lang: str) -> str:
     return f"《{title}》" + (f"（{who}）" if who else "") + "："
 
 
+def _across(question: str, passages: Sequence[Passage]) -> bool:
+    """Whether the question asks across speeches (“哪些讲话…”) or names the speakers of
+    two of the passages' speeches."""
+    if asks_cross_doc(question):
+        return True
+    q = normalize_for_match(question)
+    speakers = {normalize_for_match(p.meta.speaker) for p in passages}
+    return sum(1 for sp in speakers if len(sp) >= 2 and sp in q) >= 2
+
+
 def _leads_into(text: str, spans: Sequence[tuple[int, int]], idx: int, first: int) -> bool:
     """Whether sentence ``idx`` announces the list starting at sentence ``first``: the
     list starts right after it with its first item (“…提供保障。一是…”), or it is a
@@ -325,11 +384,13 @@ def _overlaps(chosen: list[tuple[int, int, int]], c: Candidate) -> bool:
     return any(no == c.passage_no and s < c.end and c.start < e for no, s, e in chosen)
 
 
-def idf_weights(doc_freq: Callable[[str], int], n_docs: int) -> TermWeight:
-    """Turn a document-frequency lookup into a BM25-style idf weight (absent terms weigh most)."""
+def idf_weights(doc_freq: Callable[[str], int], n_docs: Callable[[], int]) -> TermWeight:
+    """Turn a document-frequency lookup into a BM25-style idf weight (absent terms weigh
+    most); ``n_docs`` is asked each time, so the weights follow a growing index."""
 
     def weight(term: str) -> float:
         df = doc_freq(term)
-        return math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+        n = n_docs()
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
     return weight

@@ -1,0 +1,89 @@
+"""The extractive composer on hand-made passages: which sentences it quotes, in which
+order, with which markers, and when it refuses."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from rag.answer.base import AnswerRequest
+from rag.answer.extractive import REFUSAL, ExtractiveBackend, question_terms
+from rag.types import Chunk, DocMeta, Passage
+
+
+def passage(
+    doc_id: str, text: str, *, speaker: str = "", title: str = "", date: str = ""
+) -> Passage:
+    chunk = Chunk(f"{doc_id}#0", doc_id, 0, len(text), text, "全文", ["全文"], text)
+    return Passage(
+        chunk, DocMeta(title=title or f"{speaker}的讲话", speaker=speaker, date=date), 1.0
+    )
+
+
+def compose(question: str, passages: list[Passage], **kw: object) -> tuple[str, list[str]]:
+    draft = ExtractiveBackend(**kw).compose(AnswerRequest(question, passages))  # type: ignore[arg-type]
+    cited = [line for line in draft.text.splitlines() if re.search(r"\[\d+\]", line)]
+    return draft.text, cited
+
+
+LIST_SPEECH = (
+    "会议强调了群团工作的重要性。他要求,一是抓好传达学习。各单位要迅速贯彻。"
+    "二是制定落实措施。要明确责任。三是强化作风保障。要从严要求。会议还安排了其他工作。"
+)
+
+
+def test_a_list_question_gets_the_items_in_order() -> None:
+    text, cited = compose("他要求做好哪三点？", [passage("a", LIST_SPEECH, speaker="魏春明")])
+    assert cited == ["一是抓好传达学习[1]。", "二是制定落实措施[1]。", "三是强化作风保障[1]。"]
+    assert text.splitlines()[0].startswith("《魏春明的讲话》")  # whose words follow
+
+
+def test_a_sentence_before_a_later_item_does_not_lead_into_the_list() -> None:
+    speech = "一是加强学习。二是改进作风。如市总工会通过兴办十件实事为职工服务。三是加强组织。"
+    _, cited = compose("市总工会通过哪些举措为职工服务？", [passage("a", speech)])
+    assert cited == ["如市总工会通过兴办十件实事为职工服务[1]。"]
+
+
+def test_a_question_across_speeches_quotes_each_speech() -> None:
+    passages = [
+        passage("a", "要深化党建带群建工作。要关心职工生活。", speaker="苏宁"),
+        passage("b", "天气很好。坚持完善党建带群建制度机制。", speaker="魏小东"),
+        passage("c", "会议开得很成功。", speaker="翁鲁敏"),
+    ]
+    text, cited = compose("哪些讲话提到了“党建带群建”？", passages)
+    assert cited == ["要深化党建带群建工作[1]。", "坚持完善党建带群建制度机制[2]。"]
+    assert "《苏宁的讲话》" in text and "《魏小东的讲话》" in text and "翁鲁敏" not in text
+
+
+def test_a_date_question_quotes_only_the_dated_sentence() -> None:
+    speech = "苏宁同志在全省视频会议上讲话。(2012年1月4日)\n苏宁同志强调工青妇组织要下基层。"
+    _, cited = compose("苏宁的讲话是在哪一天发表的？", [passage("a", speech, speaker="苏宁")])
+    assert cited == ["(2012年1月4日)[1]"]
+
+
+def test_a_question_about_absent_things_is_refused() -> None:
+    backend_kw = {"in_corpus": lambda term: term not in {"乡村", "振兴"}}
+    text, cited = compose(
+        "群团组织如何参与乡村振兴？", [passage("a", "群团组织要服务大局。")], **backend_kw
+    )
+    assert text == REFUSAL["zh-hans"] and not cited
+
+
+def test_a_question_whose_terms_the_passages_miss_is_refused() -> None:
+    text, _ = compose("全国总工会会员总数", [passage("a", "妇联要开展最美家庭评选活动。")])
+    assert text == REFUSAL["zh-hans"]
+
+
+@pytest.mark.parametrize(
+    ("question", "present", "absent"),
+    [
+        ("哪些讲话提到了“十三五”？", ["十三五"], ["哪些", "讲话"]),
+        ("苏宁的讲话是在哪一天发表的？", ["苏宁"], ["一天", "哪一", "发表"]),
+        ("哪两篇讲话的讲话人当时是组织部长？", ["部长"], ["两篇"]),
+    ],
+)
+def test_question_terms(question: str, present: list[str], absent: list[str]) -> None:
+    terms = question_terms(question)
+    assert all(t in terms for t in present)
+    assert not any(t in terms for t in absent)
