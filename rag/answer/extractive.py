@@ -179,13 +179,14 @@ class ExtractiveBackend(AnswerBackend):
         want_date = asks_date(question)
         want_who = asks_person(question)
         want_meeting = asks_meeting(question)
-        cross = not _has_han(question)
+        cross = not _has_han(question) and self.embed_pair is not None
         located: list[tuple[int, Passage, int, int]] = []
         for no, p in enumerate(passages, start=1):
             located += [(no, p, s, e) for s, e in sentence_spans(p.chunk.text)]
         # English questions: dense similarity to each sentence (stored sentence vectors)
         sims = np.zeros(len(located))
-        if self.embed_pair is not None and located and cross:
+        if cross and located:
+            assert self.embed_pair is not None
             sims = np.asarray(
                 self.embed_pair(question, [p.chunk.text[s:e] for _, p, s, e in located]),
                 dtype=np.float64,
