@@ -9,6 +9,7 @@ silently dropped.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -130,9 +131,7 @@ class SearchRequest(BaseModel):
     @field_validator("retriever")
     @classmethod
     def _known_retriever(cls, value: str | None) -> str | None:
-        if value is not None and value not in RETRIEVERS:
-            raise ValueError(f"unknown retriever {value!r}; choose one of: {', '.join(RETRIEVERS)}")
-        return value
+        return _one_of(value, RETRIEVERS, "retriever")
 
 
 class PassageOut(BaseModel):
@@ -163,10 +162,14 @@ class TurnIn(BaseModel):
         return Turn(self.role, self.content)
 
 
-def check_backend(value: str | None) -> str | None:
-    if value is not None and value not in BACKENDS:
-        raise ValueError(f"unknown answer backend {value!r}; choose one of: {', '.join(BACKENDS)}")
+def _one_of(value: str | None, allowed: Collection[str], what: str) -> str | None:
+    if value is not None and value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
     return value
+
+
+def check_backend(value: str | None) -> str | None:
+    return _one_of(value, BACKENDS, "answer backend")
 
 
 class AskRequest(BaseModel):

@@ -15,10 +15,10 @@ import hashlib
 import json
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from index.atomic import atomic_write_bytes
 from index.store import StoreError
 from rag.load import SIDECAR_SUFFIX, SUPPORTED_SUFFIXES
 from rag.types import Document
@@ -87,20 +87,6 @@ def check_type(filename: str) -> str:
     return suffix
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def store_upload(root: Path, raw_name: str | None, data: bytes) -> StoredUpload:
     """Write one uploaded file (and its sidecar) under ``root``; raise UnsupportedType."""
     filename = clean_filename(raw_name)
@@ -108,8 +94,8 @@ def store_upload(root: Path, raw_name: str | None, data: bytes) -> StoredUpload:
     doc_id = DOC_ID_PREFIX + hashlib.sha256(filename.encode("utf-8")).hexdigest()[:16]
     path = root / f"{doc_id}{suffix}"
     sidecar = json.dumps({NAME_KEY: filename}, ensure_ascii=False).encode("utf-8")
-    _write_atomic(path.with_name(path.name + SIDECAR_SUFFIX), sidecar)
-    _write_atomic(path, data)
+    atomic_write_bytes(path.with_name(path.name + SIDECAR_SUFFIX), sidecar)
+    atomic_write_bytes(path, data)
     return StoredUpload(doc_id=doc_id, filename=filename, path=path)
 
 

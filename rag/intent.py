@@ -8,10 +8,19 @@ Each function takes the question as typed (simplified, traditional or English).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-from rag.script import to_simplified
+from rag.script import normalize_for_match, to_simplified
 
-__all__ = ["asks_date", "asks_person", "asks_meeting", "asks_header", "asks_list", "asks_cross_doc"]
+__all__ = [
+    "asks_date",
+    "asks_person",
+    "asks_meeting",
+    "asks_header",
+    "asks_list",
+    "asks_cross_doc",
+    "asks_across",
+]
 
 _DATE = re.compile(
     r"哪一?天|哪年|哪一年|什么时候|何时|日期|时间|几月几日|when|what date|which year|which day",
@@ -65,3 +74,13 @@ def asks_list(question: str) -> bool:
 
 def asks_cross_doc(question: str) -> bool:
     return bool(_CROSS_DOC.search(_s(question)))
+
+
+def asks_across(question: str, speakers: Iterable[str]) -> bool:
+    """Whether the question wants answers from several speeches: it says so (“哪些讲话”)
+    or names two of the ``speakers``."""
+    if asks_cross_doc(question):
+        return True
+    q = normalize_for_match(question)
+    named = {normalize_for_match(sp) for sp in speakers}
+    return sum(1 for sp in named if len(sp) >= 2 and sp in q) >= 2

@@ -15,7 +15,7 @@ import numpy as np
 from index.store import IndexState
 from rag.chunk import SECTION_SEPARATOR, common_path
 from rag.embed.base import Embedder
-from rag.intent import asks_cross_doc, asks_date, asks_header, asks_list
+from rag.intent import asks_across, asks_date, asks_header, asks_list
 from rag.script import normalize_for_match, to_simplified
 from rag.sentences import enum_item, is_lead_in, sentence_spans
 from rag.types import Chunk, Passage
@@ -114,6 +114,7 @@ class Retriever:
         self.bm25_weight = bm25_weight
         self.mmr_lambda = mmr_lambda
         self._embed_query = embed_query
+        self._rows_by_doc: dict[str, list[int]] | None = None  # chunk rows per speech, by start
 
     # -- filters -------------------------------------------------------------
     def allowed_rows(self, filters: Filters | None) -> np.ndarray | None:
@@ -204,7 +205,7 @@ class Retriever:
         ranked = sorted(fused, key=lambda r: (-fused[r], r))
         if self.mmr_lambda < 1.0 and len(self.state.vectors):
             ranked = self._mmr(ranked[:depth], fused, k)
-        if self.across_speeches(query):
+        if asks_across(query, (d.meta.speaker for d in self.state.documents.values())):
             ranked = _speeches_first(ranked, self.state.chunks)
         lists = asks_list(query)
         out: list[Passage] = []
@@ -217,15 +218,6 @@ class Retriever:
             meta = self.state.documents[chunk.doc_id].meta
             out.append(Passage(chunk=chunk, meta=meta, score=fused[row], rank=len(out) + 1))
         return out
-
-    def across_speeches(self, query: str) -> bool:
-        """Whether the question wants answers from several speeches: it says so (“哪些讲话”)
-        or names the speakers of two of them."""
-        if asks_cross_doc(query):
-            return True
-        q = normalize_for_match(query)
-        speakers = {normalize_for_match(d.meta.speaker) for d in self.state.documents.values()}
-        return sum(1 for sp in speakers if len(sp) >= 2 and sp in q) >= 2
 
     # -- continuing a passage over the rest of its list ---------------------------
     def continued(self, row: int, lists: bool = True, taken: Sequence[Chunk] = ()) -> Chunk:
@@ -281,7 +273,7 @@ class Retriever:
         )
 
     def _doc_rows(self) -> dict[str, list[int]]:
-        cached = getattr(self, "_rows_by_doc", None)
+        cached = self._rows_by_doc
         if cached is None:
             cached = {}
             for row, c in enumerate(self.state.chunks):

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import ClassVar, NoReturn
 
 import httpx
 import pytest
@@ -91,28 +91,38 @@ def free_port() -> int:
 
 
 @dataclass
-class LlamaServer:
-    process: subprocess.Popen[bytes]
-    base_url: str  # ends in /v1
-    log_path: Path
-    startup_seconds: float
+class LoopbackProcess:
+    """A server process started by a test on a loopback port, logging to a file."""
 
-    def log_tail(self, chars: int = 2000) -> str:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+    stop_timeout: ClassVar[float] = STOP_TIMEOUT
+    tail_chars: ClassVar[int] = 2000
+
+    def log_tail(self, chars: int | None = None) -> str:
         try:
-            return self.log_path.read_text(errors="replace")[-chars:]
+            return self.log_path.read_text(errors="replace")[-(chars or self.tail_chars) :]
         except OSError:
             return ""
 
     def stop(self) -> None:
-        """Terminate, then kill; never waits longer than twice STOP_TIMEOUT."""
+        """Terminate, then kill; never waits longer than twice ``stop_timeout``."""
         if self.process.poll() is not None:
             return
         self.process.terminate()
         try:
-            self.process.wait(STOP_TIMEOUT)
+            self.process.wait(self.stop_timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait(STOP_TIMEOUT)
+            self.process.wait(self.stop_timeout)
+
+
+@dataclass
+class LlamaServer(LoopbackProcess):
+    """``base_url`` ends in /v1."""
+
+    startup_seconds: float = 0.0
 
 
 def start_server(model: Path, log_dir: Path, *, timeout: float = STARTUP_TIMEOUT) -> LlamaServer:

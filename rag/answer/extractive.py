@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from rag.answer.base import AnswerBackend, AnswerRequest, Draft, TokenCallback
-from rag.intent import asks_cross_doc, asks_date, asks_list, asks_meeting, asks_person
-from rag.script import normalize_for_match, to_simplified
+from rag.intent import asks_across, asks_date, asks_list, asks_meeting, asks_person
+from rag.script import to_simplified
 from rag.sentences import ENUM_START, enum_item, insert_markers, is_lead_in, sentence_spans
 from rag.types import Passage
 
@@ -231,7 +231,7 @@ class ExtractiveBackend(AnswerBackend):
             ).lower()
             for p in passages[:ANSWERABILITY_DEPTH]
         ]
-        if _across(question, passages):
+        if asks_across(question, (p.meta.speaker for p in passages)):
             hays = [" ".join(hays)]  # the answer is spread over several speeches
         return max(sum(w for t, w in weights.items() if t in hay) / total for hay in hays)
 
@@ -315,7 +315,7 @@ class ExtractiveBackend(AnswerBackend):
             return Draft(text=REFUSAL[lang], refused=True, model=self.name)
         best = cands[0]
         chosen: list[tuple[int, int, int]] = []  # (passage_no, start, end)
-        if _across(question, request.passages):
+        if asks_across(question, (p.meta.speaker for p in request.passages)):
             chosen = self._per_speech(cands, request.passages)
         if not chosen and asks_list(question):
             items = self._enumeration(best, request.passages[best.passage_no - 1])
@@ -357,16 +357,6 @@ def _attribution(passage: Passage, lang: str) -> str:
     if lang == "en":
         return f"From «{title}»" + (f" ({who})" if who else "") + ":"
     return f"《{title}》" + (f"（{who}）" if who else "") + "："
-
-
-def _across(question: str, passages: Sequence[Passage]) -> bool:
-    """Whether the question asks across speeches (“哪些讲话…”) or names the speakers of
-    two of the passages' speeches."""
-    if asks_cross_doc(question):
-        return True
-    q = normalize_for_match(question)
-    speakers = {normalize_for_match(p.meta.speaker) for p in passages}
-    return sum(1 for sp in speakers if len(sp) >= 2 and sp in q) >= 2
 
 
 def _leads_into(text: str, spans: Sequence[tuple[int, int]], idx: int, first: int) -> bool:

@@ -8,10 +8,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 
-from tests.llm_server import free_port
+from tests.llm_server import LoopbackProcess, free_port
 
 __all__ = ["REPO", "ServerProcess", "server_env", "start_server"]
 
@@ -36,26 +37,9 @@ def server_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 @dataclass
-class ServerProcess:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log_path: Path
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT_S)
+class ServerProcess(LoopbackProcess):
+    stop_timeout: ClassVar[float] = STOP_TIMEOUT_S
+    tail_chars: ClassVar[int] = 3000
 
 
 def start_server(

@@ -125,6 +125,18 @@ def _ingest_cmd(folder: Path) -> list[str]:
     return [sys.executable, "-m", "rag.cli", "ingest", str(folder)]
 
 
+def _ingest(folder: Path, home: Path) -> None:
+    """One complete ``rag ingest`` of ``folder`` into ``home``, in its own process."""
+    subprocess.run(
+        _ingest_cmd(folder),
+        cwd=REPO,
+        env=server_env(home),
+        check=True,
+        capture_output=True,
+        timeout=INGEST_TIMEOUT_S,
+    )
+
+
 def _make_folder(folder: Path) -> None:
     folder.mkdir()
     for copy in range(2):
@@ -200,14 +212,7 @@ def test_killed_ingest_leaves_the_previous_or_the_new_index(tmp_path: Path) -> N
     folder, home = tmp_path / "speeches", tmp_path / "home"
     _make_folder(folder)
     started = time.monotonic()
-    subprocess.run(
-        _ingest_cmd(folder),
-        cwd=REPO,
-        env=server_env(home),
-        check=True,
-        capture_output=True,
-        timeout=INGEST_TIMEOUT_S,
-    )
+    _ingest(folder, home)
     duration = time.monotonic() - started
     store = IndexStore(home)
     rng = random.Random(SEED)
@@ -241,14 +246,7 @@ def test_killed_ingest_leaves_the_previous_or_the_new_index(tmp_path: Path) -> N
         assert ready["generation"] == store.current_generation()
     finally:
         server.stop()
-    subprocess.run(
-        _ingest_cmd(folder),
-        cwd=REPO,
-        env=server_env(home),
-        check=True,
-        capture_output=True,
-        timeout=INGEST_TIMEOUT_S,
-    )
+    _ingest(folder, home)
     final = _serve_check(home)
     assert final["documents"] == len(list(folder.glob("*.txt")))
     assert not list((home / "index" / "generations").glob(".tmp-*"))
