@@ -28,7 +28,8 @@ CORPUS_DIR = REPO / "rag" / "corpus"
 SPEECHES = "speeches.jsonl"
 CONVERSATIONS = "conversations.jsonl"
 DEV = "dev.jsonl"  # verbatim copy of the shared development examples
-GOLD_FILES = (SPEECHES, CONVERSATIONS, DEV)
+TEST = "test.jsonl"  # frozen held-out test split, never tuned on
+GOLD_FILES = (SPEECHES, CONVERSATIONS, DEV, TEST)
 
 QUESTION_KINDS = (
     "factoid",
@@ -43,12 +44,26 @@ QUESTION_KINDS = (
 )
 REFUSAL_KINDS = ("unanswerable", "boilerplate")
 CONVERSATION_KIND = "conversation"
-ID_PATTERNS = {SPEECHES: r"g\d{3}", CONVERSATIONS: r"c\d{2}", DEV: r"d\d{2}"}
+ID_PATTERNS = {SPEECHES: r"g\d{3}", CONVERSATIONS: r"c\d{2}", DEV: r"d\d{2}", TEST: r"t\d{3}"}
 
 MIN_SPEECH_QUESTIONS = 110
 MIN_ANSWERABLE_PER_SPEECH = 15
 MIN_REFUSALS = 18
 MIN_PER_KIND = {"traditional": 12, "crosslingual": 10}
+# The test split's minimums. Not checkable here: that at least 10 of its unanswerable
+# questions use words that do occur in the speeches (a name, figure, date, programme).
+MIN_TEST_QUESTIONS = 120
+MIN_TEST_PER_KIND = {
+    "list": 32,
+    "paraphrase": 16,
+    "crosslingual": 16,
+    "metadata": 13,
+    "traditional": 11,
+    "cross_doc": 7,
+    "unanswerable": 19,
+    "boilerplate": 5,
+    "factoid": 10,
+}
 MIN_CONVERSATIONS = 12
 MIN_UNANSWERABLE_CONVERSATIONS = 2
 MIN_EVIDENCE_CHARS = 6
@@ -166,7 +181,7 @@ def test_evidence_is_verbatim_speech_text(name: str) -> None:
             assert not re.search(r"@|https?:|ICP|备案", ev), (rec["id"], ev)
 
 
-@pytest.mark.parametrize("name", (SPEECHES, CONVERSATIONS))
+@pytest.mark.parametrize("name", (SPEECHES, CONVERSATIONS, TEST))
 def test_evidence_points_at_exactly_one_speech(name: str) -> None:
     """Each evidence string identifies its speech, so per-speech coverage is countable."""
     for rec in load(name):
@@ -174,8 +189,9 @@ def test_evidence_points_at_exactly_one_speech(name: str) -> None:
             assert len(speeches_of(ev)) == 1, (rec["id"], ev, speeches_of(ev))
 
 
-def test_cross_doc_evidence_spans_several_speeches() -> None:
-    for rec in load(SPEECHES):
+@pytest.mark.parametrize("name", (SPEECHES, TEST))
+def test_cross_doc_evidence_spans_several_speeches(name: str) -> None:
+    for rec in load(name):
         if rec["kind"] == "cross_doc":
             found = {s for ev in rec["evidence"] for s in speeches_of(ev)}
             assert len(found) >= 2, rec["id"]
@@ -246,9 +262,20 @@ def test_speech_set_size_and_kind_minimums() -> None:
         assert kinds[kind] >= minimum, (kind, kinds[kind])
 
 
-def test_every_speech_has_enough_answerable_questions() -> None:
+def test_test_split_size_and_kind_minimums() -> None:
+    records = load(TEST)
+    kinds = Counter(rec["kind"] for rec in records)
+    assert len(records) >= MIN_TEST_QUESTIONS
+    assert set(kinds) == set(QUESTION_KINDS), kinds
+    for kind, minimum in MIN_TEST_PER_KIND.items():
+        assert kinds[kind] >= minimum, (kind, kinds[kind])
+
+
+@pytest.mark.parametrize("name", (SPEECHES, TEST))
+def test_every_speech_has_enough_answerable_questions(name: str) -> None:
+    """A cross-speech question counts for each speech its evidence comes from."""
     per_speech: Counter[str] = Counter()
-    for rec in load(SPEECHES):
+    for rec in load(name):
         for speech in {s for ev in rec["evidence"] for s in speeches_of(ev)}:
             per_speech[speech] += 1
     for speech in corpus_raw():
