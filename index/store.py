@@ -12,6 +12,15 @@ renames it into place and only then flips ``CURRENT``. A crash at any point
 leaves the previous generation as the one that loads. Readers never see a
 half-written index, and a server can swap to a new generation while queries
 keep being served from the old one.
+
+``CURRENT`` alone says what is committed. A crash can leave behind a temporary
+generation directory, a renamed ``gen-N`` newer than the one ``CURRENT`` names
+(killed before the pointer moved) and the pointer's own temporary file; the next
+write removes all of them under the writer lock before it picks its name, so a
+crash never blocks later writes. Pruning keeps the current generation and the
+``KEEP_GENERATIONS - 1`` committed ones before it: a reader that has just read
+the pointer has one whole write's time to load, and ``load`` retries with the
+new pointer if a generation vanished under it because the pointer had moved on.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +38,13 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from index.atomic import atomic_write_json, fsync_dir, fsync_tree
+from index.atomic import (
+    atomic_write_json,
+    checkpoint,
+    fsync_dir,
+    fsync_tree,
+    remove_temp_files,
+)
 from index.keywords import BM25Index
 from index.vectors import VectorIndex, make_vector_index
 from rag.types import Chunk, DocMeta, Document
@@ -39,6 +54,9 @@ __all__ = ["FORMAT_VERSION", "Manifest", "IndexState", "IndexStore", "StoreError
 FORMAT_VERSION = 2
 KEEP_GENERATIONS = 2
 LOCK_TIMEOUT_S = 600.0
+LOAD_ATTEMPTS = 3
+GEN_PREFIX = "gen-"
+TMP_PREFIX = ".tmp-"
 SENTENCE_INDEX_FILE = "sentences.faiss"
 
 
@@ -169,10 +187,24 @@ class IndexStore:
         return self.current_generation() is not None
 
     def load(self) -> IndexState | None:
-        """Load the current generation, or ``None`` when nothing was ever indexed."""
+        """Load the current generation, or ``None`` when nothing was ever indexed.
+
+        If loading fails and ``CURRENT`` has meanwhile moved on (writers committed and
+        pruned the generation being read), the new current generation is loaded.
+        """
+        for _attempt in range(LOAD_ATTEMPTS - 1):
+            name = self.current_generation()
+            if name is None:
+                return None
+            try:
+                return self._load_generation(name)
+            except StoreError:
+                if self.current_generation() == name:
+                    raise
         name = self.current_generation()
-        if name is None:
-            return None
+        return None if name is None else self._load_generation(name)
+
+    def _load_generation(self, name: str) -> IndexState:
         gdir = self.generations / name
         try:
             manifest = Manifest.from_dict(_read_json(gdir / "manifest.json"))
@@ -219,66 +251,134 @@ class IndexStore:
         """Write ``state`` as a new generation and make it current. Call under ``writer()``."""
         if state.vector_index is None or state.bm25 is None or state.sentence_index is None:
             state.rebuild_indexes()
-        assert state.vector_index is not None and state.bm25 is not None
-        assert state.sentence_index is not None
+        vector_index, bm25, sentence_index = state.vector_index, state.bm25, state.sentence_index
+        assert vector_index is not None and bm25 is not None and sentence_index is not None
         self.generations.mkdir(parents=True, exist_ok=True)
-        self._remove_temporaries()
         previous = self.current_generation()
-        number = int(previous.split("-")[1]) + 1 if previous else 1
-        name = f"gen-{number:06d}"
+        self._remove_leftovers(previous)
+        name = self._next_name(previous)
         state.manifest.generation = name
         state.manifest.created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        tmp = self.generations / f".tmp-{name}"
+        docstore = {
+            "documents": [
+                {
+                    "doc_id": d.doc_id,
+                    "source": d.source,
+                    "sha256": d.sha256,
+                    "meta": d.meta.to_dict(),
+                    "text": d.text,
+                }
+                for d in state.documents.values()
+            ],
+            "chunks": [c.to_dict() for c in state.chunks],
+        }
+        tmp = self.generations / f"{TMP_PREFIX}{name}"
+        # (file written, how) in order; a crash test stops the write after each one
+        files: list[tuple[str, Callable[[], None]]] = [
+            ("manifest.json", lambda: _write_json(tmp / "manifest.json", state.manifest.to_dict())),
+            ("docstore.json", lambda: _write_json(tmp / "docstore.json", docstore, indent=None)),
+            ("vectors.npy", lambda: _save_array(tmp / "vectors.npy", state.vectors, np.float32)),
+            ("vector index", lambda: vector_index.save(tmp)),
+            (
+                "sentences.npy",
+                lambda: _save_array(tmp / "sentences.npy", state.sentence_vectors, np.float32),
+            ),
+            (
+                "sentence_owner.npy",
+                lambda: _save_array(tmp / "sentence_owner.npy", state.sentence_owner, np.int64),
+            ),
+            ("sentence index", lambda: sentence_index.save(tmp, SENTENCE_INDEX_FILE)),
+            ("bm25", lambda: bm25.save(tmp)),
+        ]
         tmp.mkdir()
         try:
-            (tmp / "manifest.json").write_text(
-                json.dumps(state.manifest.to_dict(), ensure_ascii=False, indent=1), "utf-8"
-            )
-            docstore = {
-                "documents": [
-                    {
-                        "doc_id": d.doc_id,
-                        "source": d.source,
-                        "sha256": d.sha256,
-                        "meta": d.meta.to_dict(),
-                        "text": d.text,
-                    }
-                    for d in state.documents.values()
-                ],
-                "chunks": [c.to_dict() for c in state.chunks],
-            }
-            (tmp / "docstore.json").write_text(json.dumps(docstore, ensure_ascii=False), "utf-8")
-            np.save(tmp / "vectors.npy", state.vectors.astype(np.float32), allow_pickle=False)
-            state.vector_index.save(tmp)
-            np.save(
-                tmp / "sentences.npy", state.sentence_vectors.astype(np.float32), allow_pickle=False
-            )
-            np.save(
-                tmp / "sentence_owner.npy",
-                state.sentence_owner.astype(np.int64),
-                allow_pickle=False,
-            )
-            state.sentence_index.save(tmp, SENTENCE_INDEX_FILE)
-            state.bm25.save(tmp)
+            checkpoint("temporary generation created")
+            for what, write in files:
+                write()
+                checkpoint(f"wrote {what}")
             fsync_tree(tmp)
+            checkpoint("generation fsynced")
             tmp.rename(self.generations / name)
+            checkpoint("generation renamed")
             fsync_dir(self.generations)
+            checkpoint("generations fsynced")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         atomic_write_json(self.pointer, {"generation": name})
-        self._prune(keep=name)
+        checkpoint("pointer written")
+        self._prune(keep=name, previous=previous)
+        checkpoint("pruned")
         return name
 
-    def _remove_temporaries(self) -> None:
-        for leftover in self.generations.glob(".tmp-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+    def _remove_leftovers(self, current: str | None) -> None:
+        """Delete what interrupted writes left: temporary directories and files, and
+        generations newer than ``current`` (renamed, but never committed by the pointer).
+        Runs under the writer lock, so no other write is in progress."""
+        remove_temp_files(self.root)
+        for leftover in self.generations.glob(f"{TMP_PREFIX}*"):
+            _remove(leftover)
+            checkpoint(f"removed {leftover.name}")
+        committed = _gen_number(current) if current else 0
+        for number, path in _numbered(self.generations):
+            if number > committed:
+                _remove(path)
+                checkpoint(f"removed uncommitted {path.name}")
 
-    def _prune(self, keep: str) -> None:
-        gens = sorted(p for p in self.generations.glob("gen-*") if p.is_dir())
-        for old in gens[:-KEEP_GENERATIONS]:
-            if old.name != keep:
-                shutil.rmtree(old, ignore_errors=True)
+    def _next_name(self, current: str | None) -> str:
+        """The generation after ``current``; skips a name still taken (a leftover that
+        could not be removed), so one undeletable directory cannot block every write."""
+        number = (_gen_number(current) if current else 0) + 1
+        while (self.generations / f"{GEN_PREFIX}{number:06d}").exists() or (
+            self.generations / f"{TMP_PREFIX}{GEN_PREFIX}{number:06d}"
+        ).exists():
+            number += 1
+        return f"{GEN_PREFIX}{number:06d}"
+
+    def _prune(self, keep: str, previous: str | None) -> None:
+        """Keep ``keep`` (just committed) and the ``KEEP_GENERATIONS - 1`` newest
+        generations up to ``previous`` (the one committed before it, which a reader
+        may have just loaded); delete older ones and any between the two (never
+        committed). Ordered by number, not by name."""
+        newest = _gen_number(keep)
+        last = _gen_number(previous) if previous else 0
+        history = [(n, p) for n, p in _numbered(self.generations) if n <= last]
+        stale = history[: max(len(history) - (KEEP_GENERATIONS - 1), 0)]
+        stale += [(n, p) for n, p in _numbered(self.generations) if last < n < newest]
+        for _number, old in stale:
+            _remove(old)
+            checkpoint(f"pruned {old.name}")
+
+
+def _gen_number(name: str) -> int:
+    if not name.startswith(GEN_PREFIX) or not name[len(GEN_PREFIX) :].isdigit():
+        raise StoreError(f"unexpected index generation name {name!r} in the pointer")
+    return int(name[len(GEN_PREFIX) :])
+
+
+def _numbered(directory: Path) -> list[tuple[int, Path]]:
+    """``gen-N`` entries of ``directory`` as (N, path), ascending by N."""
+    found = []
+    for path in directory.glob(f"{GEN_PREFIX}*"):
+        digits = path.name[len(GEN_PREFIX) :]
+        if digits.isdigit():
+            found.append((int(digits), path))
+    return sorted(found)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, obj: Any, indent: int | None = 1) -> None:
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=indent), "utf-8")
+
+
+def _save_array(path: Path, array: np.ndarray, dtype: type) -> None:
+    np.save(path, array.astype(dtype), allow_pickle=False)
 
 
 def _read_json(path: Path) -> Any:

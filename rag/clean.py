@@ -29,11 +29,13 @@ site name live there); a sidecar ``<file>.meta.json`` overrides any field.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ from rag.load import SIDECAR_SUFFIX, LoadError, RawFile, iter_input_files, read_
 from rag.script import detect_script, to_simplified
 from rag.types import DocMeta, Document, SkippedFile
 
-__all__ = ["clean_document", "load_documents", "find_sidecar"]
+__all__ = ["assign_doc_ids", "clean_document", "load_documents", "find_sidecar"]
 
 MAX_BOILERPLATE_LEN = 250  # no shape rule ever touches a longer line: those are paragraphs
 PROSE_MIN_HAN = 20  # a prose paragraph has at least this many Han characters ...
@@ -542,7 +544,7 @@ def load_documents(paths: Sequence[Path]) -> tuple[list[Document], list[SkippedF
     for (raw, sidecar), own in zip(loaded, line_sets, strict=True):
         doc_id = raw.path.stem
         if doc_id in taken:
-            doc_id += "-" + hashlib.sha256(str(raw.path.resolve()).encode()).hexdigest()[:8]
+            doc_id = _with_path_hash(doc_id, _source_key(str(raw.path)))
         shared = [line for line in own if doc_freq[line] > 1]
         doc = clean_document(
             raw, doc_id=doc_id, source=str(raw.path), sidecar=sidecar, others=shared
@@ -555,3 +557,40 @@ def load_documents(paths: Sequence[Path]) -> tuple[list[Document], list[SkippedF
         taken.add(doc_id)
         docs.append(doc)
     return docs, skipped
+
+
+def _source_key(source: str) -> str:
+    """What makes two sources the same file: the resolved path."""
+    return os.path.realpath(source)
+
+
+def _with_path_hash(stem: str, key: str, length: int = 8) -> str:
+    return f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:length]}"
+
+
+def assign_doc_ids(docs: Sequence[Document], indexed: Mapping[str, Document]) -> list[Document]:
+    """``docs`` with ids that no other source holds in ``indexed`` or in the batch.
+
+    A file already indexed (same resolved path, or the very same bytes moved elsewhere)
+    keeps its id, so ingesting it again updates that document in place. Any other file
+    gets its stem, or, when another source already holds the stem, the stem plus a
+    short hash of its resolved path: stable across runs, readable, and distinct.
+    """
+    by_source = {_source_key(d.source): doc_id for doc_id, d in indexed.items()}
+    keys = [_source_key(d.source) for d in docs]
+    ids = [by_source.get(key) for key in keys]  # files indexed before keep their ids
+    given = {doc_id for doc_id in ids if doc_id is not None}
+
+    def free(doc_id: str, doc: Document) -> bool:
+        held = indexed.get(doc_id)
+        return doc_id not in given and (held is None or held.sha256 == doc.sha256)
+
+    out: list[Document] = []
+    for doc, key, doc_id in zip(docs, keys, ids, strict=True):
+        if doc_id is None:
+            stem = Path(doc.source).stem
+            candidates = [stem] + [_with_path_hash(stem, key, n) for n in (8, 16, 64)]
+            doc_id = next(c for c in candidates if free(c, doc))
+            given.add(doc_id)
+        out.append(doc if doc.doc_id == doc_id else dataclasses.replace(doc, doc_id=doc_id))
+    return out

@@ -25,7 +25,7 @@ from rag.answer import BACKENDS, REFUSAL, Answer, AnswerBackend, AnswerRequest, 
 from rag.answer.extractive import ExtractiveBackend, idf_weights
 from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.cite import verify
-from rag.clean import load_documents
+from rag.clean import assign_doc_ids, load_documents
 from rag.embed import get_embedder
 from rag.embed.base import Embedder
 from rag.followup import resolve_followup
@@ -217,7 +217,8 @@ class Pipeline:
                 old = IndexState(manifest=want, vectors=np.zeros((0, want.dim), np.float32))
             else:
                 carried = {}
-            incoming = {d.doc_id: d for d in docs}
+            # a file with the stem of an indexed document from another source gets its own id
+            incoming = {d.doc_id: d for d in assign_doc_ids(docs, {**carried, **old.documents})}
             # a rebuild re-chunks documents already indexed (from their cleaned text)
             for doc_id, doc in carried.items():
                 incoming.setdefault(doc_id, doc)

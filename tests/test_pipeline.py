@@ -171,3 +171,77 @@ def test_dead_llm_backend_degrades_to_extractive(built: Pipeline) -> None:
     answer = pipeline.ask("苏宁讲话主要回答了哪三个问题？", backend="openai")
     assert answer.degraded and "openai" in answer.notice
     assert answer.backend == "extractive" and answer.citations
+
+
+def _speech(topic: str) -> str:
+    return (
+        f"关于{topic}的讲话\n同志们：\n今天我们召开会议，专门研究{topic}。"
+        f"{topic}在全市工作中发挥了重要作用，各级组织要认真学习{topic}的经验。\n"
+    )
+
+
+def test_same_file_name_from_two_folders_is_two_documents(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, topic in ((first, "蓝鲸港口志愿服务队"), (second, "雪松林场护林员")):
+        folder.mkdir()
+        (folder / "report.txt").write_text(_speech(topic), encoding="utf-8")
+    pipeline = Pipeline(Settings(home=tmp_path / "home", embed_model="hash"))
+    assert pipeline.ingest([first / "report.txt"]).added == ["report"]  # a lone file: its stem
+    report = pipeline.ingest([second])
+    assert len(report.added) == 1 and not report.updated
+    other = report.added[0]
+    assert other.startswith("report-") and other != "report"
+    assert report.total_documents == 2
+    state = pipeline.state()
+    assert {d: Path(doc.source).parent.name for d, doc in state.documents.items()} == {
+        "report": "first",
+        other: "second",
+    }
+    for doc_id, phrase in (("report", "蓝鲸港口志愿服务队"), (other, "雪松林场护林员")):
+        hits = pipeline.search(phrase, 3, mode="bm25")
+        assert hits and hits[0].chunk.doc_id == doc_id
+
+    # the same files again: nothing changes; an edited one is updated in place
+    again = pipeline.ingest([first, second])
+    assert sorted(again.unchanged) == sorted(["report", other]) and not again.changed
+    with (second / "report.txt").open("a", encoding="utf-8") as fh:
+        fh.write("护林员们常年坚守在雪松林场，守护着这片森林的安全与宁静。\n")
+    edited = pipeline.ingest([second / "report.txt"])
+    assert edited.updated == [other] and not edited.added
+    assert edited.total_documents == 2
+    assert "report" in pipeline.state().documents
+    assert pipeline.remove([other]) == [other]
+    assert set(pipeline.state().documents) == {"report"}
+
+
+def test_ids_given_in_one_batch_stay_with_their_files(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, topic in ((first, "蓝鲸港口志愿服务队"), (second, "雪松林场护林员")):
+        folder.mkdir()
+        (folder / "report.txt").write_text(_speech(topic), encoding="utf-8")
+    pipeline = Pipeline(Settings(home=tmp_path / "home", embed_model="hash"))
+    both = pipeline.ingest([first, second])
+    assert len(both.added) == 2
+    ids = {Path(d.source).parent.name: d.doc_id for d in pipeline.state().documents.values()}
+    (second / "report.txt").write_text(_speech("雪松林场防火队"), encoding="utf-8")
+    alone = pipeline.ingest([second])  # used to come in as "report" and replace first/
+    assert alone.updated == [ids["second"]] and not alone.added
+    docs = pipeline.state().documents
+    assert {Path(d.source).parent.name: i for i, d in docs.items()} == ids
+
+
+def test_bundled_speeches_keep_their_file_stems(built: Pipeline) -> None:
+    stems = {p.stem for p in BUNDLED_CORPUS.glob("*.txt")}
+    assert set(built.state().documents) == stems
+
+
+def test_the_same_speeches_from_another_checkout_are_not_duplicated(tmp_path: Path) -> None:
+    # e.g. the bundled corpus of a second installation sharing the default data home
+    home = tmp_path / "home"
+    for checkout in ("one", "two"):
+        shutil.copytree(BUNDLED_CORPUS, tmp_path / checkout)
+    pipeline = Pipeline(Settings(home=home, embed_model="hash"))
+    pipeline.ingest([tmp_path / "one"])
+    report = pipeline.ingest([tmp_path / "two"])
+    assert len(report.unchanged) == 5 and not report.changed
+    assert set(pipeline.state().documents) == {p.stem for p in BUNDLED_CORPUS.glob("*.txt")}

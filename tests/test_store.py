@@ -12,12 +12,12 @@ from index.vectors import make_vector_index
 from rag.types import Chunk, DocMeta, Document
 
 
-def _manifest(dim: int = 4, ann: str = "flat") -> Manifest:
+def _manifest(dim: int = 4, ann: str = "flat", tokenizer: str = "jieba") -> Manifest:
     return Manifest(model_id="m", dim=dim, chunker_version="1", chunk_max_tokens=100,
-                    chunk_overlap_tokens=10, tokenizer="jieba", ann=ann)  # fmt: skip
+                    chunk_overlap_tokens=10, tokenizer=tokenizer, ann=ann)  # fmt: skip
 
 
-def _state(n_docs: int = 2, ann: str = "flat") -> IndexState:
+def _state(n_docs: int = 2, ann: str = "flat", tokenizer: str = "jieba") -> IndexState:
     docs, chunks, vecs = {}, [], []
     rng = np.random.default_rng(0)
     for d in range(n_docs):
@@ -31,7 +31,9 @@ def _state(n_docs: int = 2, ann: str = "flat") -> IndexState:
                                 text=text[s:e], section="开头", index_text=text[s:e]))  # fmt: skip
             v = rng.normal(size=4)
             vecs.append(v / np.linalg.norm(v))
-    state = IndexState(_manifest(ann=ann), docs, chunks, np.array(vecs, dtype=np.float32))
+    state = IndexState(
+        _manifest(ann=ann, tokenizer=tokenizer), docs, chunks, np.array(vecs, dtype=np.float32)
+    )
     state.rebuild_indexes()
     return state
 
@@ -160,3 +162,93 @@ def test_keyword_side_matches_across_scripts(tokenizer: str) -> None:
     assert int(np.argmax(scores)) == 0
     assert scores[2] == 0
     assert bm.scores("").tolist() == [0.0, 0.0, 0.0]
+
+
+def test_uncommitted_generation_left_by_a_crash_does_not_block_writes(tmp_path: Path) -> None:
+    # What kill -9 between the rename and the pointer update leaves: gen-000002 on disk,
+    # CURRENT still naming gen-000001. Every later write used to fail with ENOTEMPTY.
+    store = IndexStore(tmp_path)
+    with store.writer():
+        store.save(_state(2))
+    leftover = store.generations / "gen-000002"
+    leftover.mkdir()
+    (leftover / "manifest.json").write_text("{half", encoding="utf-8")
+    loaded = store.load()
+    assert loaded is not None and loaded.manifest.generation == "gen-000001"
+    with store.writer():
+        name = store.save(_state(3))
+    assert name == "gen-000002"
+    loaded = store.load()
+    assert loaded is not None and loaded.manifest.n_documents == 3
+    assert loaded.manifest.generation == "gen-000002"
+
+
+def test_pointer_temporaries_of_a_killed_write_are_removed_by_the_next(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    with store.writer():
+        store.save(_state(2))
+    stale = store.root / ".CURRENT.k1ll3d.tmp"
+    stale.write_text('{"generation": "gen-000002"}', encoding="utf-8")
+    keep = store.root / "notes.tmp"  # not a name atomic writes use
+    keep.write_text("mine", encoding="utf-8")
+    with store.writer():
+        store.save(_state(1))
+    assert not stale.exists() and keep.exists()
+
+
+def test_prune_keeps_the_previous_committed_generation_despite_leftovers(
+    tmp_path: Path,
+) -> None:
+    store = IndexStore(tmp_path)
+    with store.writer():
+        store.save(_state(2))
+        store.save(_state(2))
+    (store.generations / "gen-000009").mkdir()  # never committed
+    with store.writer():
+        assert store.save(_state(3)) == "gen-000003"
+    # a reader that loaded gen-000002 just before the flip still finds its files
+    names = sorted(p.name for p in store.generations.iterdir())
+    assert names == ["gen-000002", "gen-000003"]
+
+
+def test_prune_orders_generations_by_number(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    store.generations.mkdir(parents=True)
+    for name in ("gen-999998", "gen-999999"):
+        (store.generations / name).mkdir()
+    store.pointer.write_text('{"generation": "gen-999999"}', encoding="utf-8")
+    with store.writer():
+        assert store.save(_state(1)) == "gen-1000000"
+    names = {p.name for p in store.generations.iterdir()}
+    assert names == {"gen-999999", "gen-1000000"}
+    loaded = store.load()
+    assert loaded is not None and loaded.manifest.generation == "gen-1000000"
+
+
+def test_load_follows_the_pointer_when_its_generation_is_pruned_mid_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = IndexStore(tmp_path)
+    with store.writer():
+        store.save(_state(2))
+    original = Manifest.from_dict.__func__  # type: ignore[attr-defined]
+    calls = 0
+
+    def two_writes_meanwhile(cls: type[Manifest], data: dict[str, object]) -> Manifest:
+        # another process commits twice while this reader is between its first and
+        # second file: gen-000001 is pruned under it
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            writer = IndexStore(tmp_path)
+            with writer.writer():
+                writer.save(_state(3))
+                writer.save(_state(4))
+        result: Manifest = original(cls, data)
+        return result
+
+    monkeypatch.setattr(Manifest, "from_dict", classmethod(two_writes_meanwhile))
+    loaded = store.load()
+    assert not (store.generations / "gen-000001").exists()
+    assert loaded is not None and loaded.manifest.generation == "gen-000003"
+    assert loaded.manifest.n_documents == 4
