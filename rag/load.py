@@ -58,9 +58,6 @@ MIN_PLAUSIBILITY = 0.9
 MAX_BAD_SHARE = 0.005
 # Decodings closer than this in score are a tie, broken by charset-normalizer.
 TIE_MARGIN = 0.05
-# For BOM-less UTF-16: share of code units that must carry a NUL byte.
-MIN_NUL_SHARE = 0.05
-
 # Bounds on the work one document may cause (the settings pass their own values).
 # Chunking is linear in the text, but a 10 MB "speech" is a book or an attack, and a
 # small container can unpack to gigabytes (zip bombs), so every format is bounded.
@@ -323,14 +320,9 @@ def decode_bytes(data: bytes, *, declared: str | None = None) -> tuple[str, str]
                 ) from exc
 
     if b"\x00" in data:
-        utf16 = _utf16_from_nuls(data)
+        utf16 = _utf16_without_bom(data)
         if utf16 is not None:
-            try:
-                text = data.decode(utf16)
-            except UnicodeDecodeError:
-                text = ""
-            if text and _plausibility(text) >= MIN_PLAUSIBILITY:
-                return text, utf16
+            return utf16
         raise ValueError("binary data (NUL bytes), not text in a known encoding")
 
     try:
@@ -368,23 +360,30 @@ def decode_bytes(data: bytes, *, declared: str | None = None) -> tuple[str, str]
     raise ValueError("undecodable: not UTF-8, UTF-16, GB18030/GBK or Big5 text")
 
 
-def _utf16_from_nuls(data: bytes) -> str | None:
-    """Guess BOM-less UTF-16 from where the NUL bytes sit.
+def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
+    """Decode BOM-less UTF-16 in whichever byte order gives believable text.
 
-    ASCII characters (newlines, digits, ASCII punctuation) have a zero high byte:
-    at odd offsets in little-endian, at even offsets in big-endian. Binary data
-    has NULs on both sides.
+    Where the NUL bytes sit says little for Chinese: ASCII has its zero byte on one
+    side, while common characters such as 一 (U+4E00) have it on the other. So both
+    byte orders are decoded strictly (an unpaired surrogate fails) and each result
+    must look like text; the wrong order turns newlines and punctuation into stray
+    symbols and common characters into rare ones, so the higher score wins. Binary
+    data fails both: control and private-use characters, few from the text ranges.
     """
-    if len(data) % 2 or len(data) < 4:
+    if len(data) % 2:
         return None
-    units = len(data) // 2
-    even = data[0::2].count(0)
-    odd = data[1::2].count(0)
-    if odd >= MIN_NUL_SHARE * units and even <= odd * 0.1:
-        return "utf-16-le"
-    if even >= MIN_NUL_SHARE * units and odd <= even * 0.1:
-        return "utf-16-be"
-    return None
+    best: tuple[float, str, str] | None = None
+    for codec in ("utf-16-le", "utf-16-be"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        plausible = _plausibility(text)
+        if plausible >= MIN_PLAUSIBILITY:
+            score = plausible + _commonness(text)
+            if best is None or score > best[0]:
+                best = (score, codec, text)
+    return (best[2], best[1]) if best else None
 
 
 def _normalise_codec(name: str) -> str | None:

@@ -256,6 +256,38 @@ def test_utf16_big_endian_without_bom() -> None:
     assert decode_bytes(SIMPLIFIED.encode("utf-16-be")) == (SIMPLIFIED, "utf-16-be")
 
 
+BUNDLED = sorted((Path(__file__).parent.parent / "rag" / "corpus").glob("*.txt"))
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("speech", BUNDLED, ids=lambda p: p.name[:3])
+def test_bundled_speeches_in_utf16_without_bom(tmp_path: Path, speech: Path, codec: str) -> None:
+    # common characters such as 一 (U+4E00) put their NUL byte on the other side from ASCII
+    text = speech.read_text(encoding="utf-8")
+    assert decode_bytes(text.encode(codec)) == (text, codec)
+    path = tmp_path / speech.name
+    path.write_bytes(text.encode(codec))
+    assert read_file(path).text == text.replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        binary_bytes(),
+        random.Random(3).randbytes(4000),
+        bytes(range(256)) * 8,
+        make_docx(DOC_LINES),
+        b"\x00" * 64,
+        SIMPLIFIED.encode("utf-16-le") + binary_bytes(),
+    ],
+    ids=["png", "random", "all-bytes", "docx", "nuls", "text-then-binary"],
+)
+def test_binary_with_nul_bytes_is_not_text(data: bytes) -> None:
+    assert b"\x00" in data
+    with pytest.raises(ValueError, match="binary data"):
+        decode_bytes(data)
+
+
 def test_bom_that_does_not_decode_is_an_error() -> None:
     with pytest.raises(ValueError, match="byte-order mark"):
         decode_bytes(b"\xef\xbb\xbf\xff\xfe\xfa")
