@@ -195,7 +195,11 @@ def iter_input_files(paths: Sequence[Path]) -> tuple[list[Path], list[SkippedFil
     Folders are walked recursively and only supported suffixes are taken
     (sidecars and hidden entries are passed over silently); a file named
     explicitly with another suffix, or a path that does not exist, comes back
-    as a ``SkippedFile`` because the user asked for it by name.
+    as a ``SkippedFile`` because the user asked for it by name. Inside a folder,
+    symbolic links are followed only while they stay inside it: a link out of
+    the folder is skipped with a reason (a file named explicitly is read
+    wherever it points), and a folder reached again through a link is not
+    walked twice, so link cycles end.
     """
     found: list[Path] = []
     skipped: list[SkippedFile] = []
@@ -210,7 +214,7 @@ def iter_input_files(paths: Sequence[Path]) -> tuple[list[Path], list[SkippedFil
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for file in _walk(path):
+            for file in _walk(path, skipped):
                 add(file)
         elif path.is_file():
             if is_sidecar(path):
@@ -232,15 +236,31 @@ def is_sidecar(path: Path) -> bool:
     return path.name.lower().endswith(SIDECAR_SUFFIX)
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+def _walk(folder: Path, skipped: list[SkippedFile]) -> Iterator[Path]:
+    top = folder.resolve()
+    visited: set[Path] = set()
+
+    def outside(path: Path) -> bool:
+        target = path.resolve()
+        if target.is_relative_to(top):
+            return False
+        skipped.append(SkippedFile(str(path), f"a link to {target}, outside {folder}"))
+        return True
+
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        here = Path(root).resolve()
+        if here in visited:  # reached again through a link (a cycle, or a second route)
+            dirs[:] = []
+            continue
+        visited.add(here)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not outside(Path(root) / d))
         for name in sorted(files):
             path = Path(root) / name
             if (
                 not name.startswith(".")
                 and not is_sidecar(path)
                 and path.suffix.lower() in SUPPORTED_SUFFIXES
+                and not outside(path)
             ):
                 yield path
 

@@ -387,6 +387,29 @@ def test_iter_input_files(tmp_path: Path) -> None:
     assert "no such file" in reasons["missing.txt"]
 
 
+def test_folder_walk_stays_inside_the_folder(tmp_path: Path) -> None:
+    docs, elsewhere = tmp_path / "docs", tmp_path / "elsewhere"
+    (docs / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    (docs / "a.txt").write_bytes(b"x")
+    (docs / "sub" / "b.txt").write_bytes(b"x")
+    (elsewhere / "secret.txt").write_bytes(b"x")
+    (docs / "passwd.txt").symlink_to(elsewhere / "secret.txt")  # a file out of the folder
+    (docs / "away").symlink_to(elsewhere, target_is_directory=True)  # a folder out of it
+    (docs / "same.txt").symlink_to(docs / "a.txt")  # inside: fine (and read once)
+    (docs / "loop").symlink_to(docs, target_is_directory=True)  # cycles
+    (docs / "sub" / "up").symlink_to(docs / "sub", target_is_directory=True)
+
+    files, skipped = iter_input_files([docs])
+    assert [p.relative_to(docs).as_posix() for p in files] == ["a.txt", "sub/b.txt"]
+    reasons = {Path(s.path).name: s.reason for s in skipped}
+    assert set(reasons) == {"passwd.txt", "away"}
+    assert all("outside" in r and str(elsewhere) in r for r in reasons.values())
+
+    # a link the user names explicitly is taken as given
+    assert iter_input_files([docs / "passwd.txt"]) == ([docs / "passwd.txt"], [])
+
+
 def test_supported_suffixes() -> None:
     assert SUPPORTED_SUFFIXES == {".txt", ".md", ".html", ".htm", ".docx", ".pdf"}
 
