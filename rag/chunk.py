@@ -16,6 +16,7 @@ one top-level section are packed together.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ MIN_CHUNK_TOKENS = 40  # below this a chunk is a fragment: merge it when a neigh
 MIN_BUDGET_TOKENS = 16
 LABEL_MAX_CHARS = 30
 LABEL_MIN_CHARS = 10  # never trim a label shorter than this at punctuation
+LABEL_SCAN_CHARS = 2000  # how far a label looks for the end of its sentence
 CLOSING_MAX_SHARE = 0.25  # a closing is at most this share of the speech
 SECTION_SEPARATOR = " › "
 OPENING_LABEL = "开头"
@@ -94,6 +96,13 @@ def _encoding() -> tiktoken.Encoding:
 def count_tokens(text: str) -> int:
     """Tokens of ``text`` in cl100k (offline copy); the unit of every chunk budget."""
     return len(_encoding().encode(text, disallowed_special=()))
+
+
+@lru_cache(maxsize=1)
+def _max_token_chars() -> int:
+    """The most characters one token can cover: its byte length, since every character
+    takes at least one byte. A text of ``n`` characters has at least ``n / this`` tokens."""
+    return max(len(b) for b in _encoding().token_byte_values())
 
 
 @dataclass(frozen=True)
@@ -147,9 +156,13 @@ def _trim_label(label: str, max_chars: int = LABEL_MAX_CHARS) -> str:
 
 
 def _label_at(text: str, pos: int) -> str:
-    """The marker's own sentence (or heading line), trimmed to a readable length."""
-    m = _LABEL_END.search(text, pos)
-    end = m.start() if m else len(text)
+    """The marker's own sentence (or heading line), trimmed to a readable length.
+
+    Only the first ``LABEL_SCAN_CHARS`` are looked at (the label keeps far fewer), so
+    many markers inside one endless sentence do not each read it to its end."""
+    limit = min(len(text), pos + LABEL_SCAN_CHARS)
+    m = _LABEL_END.search(text, pos, limit)
+    end = m.start() if m else limit
     sentence = text[pos:end]
     colon = re.search(r"[：:]", sentence)
     if colon and colon.start() >= 6:
@@ -212,14 +225,15 @@ def _find_markers(s: str, text: str, title: str) -> tuple[list[_Marker], list[in
     candidates = sorted(para_like | set(_sentence_starts(s)))
     markers = [m for p in candidates if (m := _match_marker(s, text, p, p in para_like))]
     # 他要求，一是…。二是…: a first item after a comma counts when its second item follows
+    seconds = sorted(o.pos for o in markers if o.family == "enum" and o.ordinal == 2)
+    newlines = [m.start() for m in re.finditer("\n", s)]
     for c in re.finditer(r"[，,]\s*", s):
         m = _match_marker(s, text, c.end(), False)
         if m and m.family == "enum" and m.ordinal == 1:
-            para_end = s.find("\n", c.end())
-            para_end = len(s) if para_end < 0 else para_end
-            if any(
-                o.family == "enum" and o.ordinal == 2 and m.pos < o.pos < para_end for o in markers
-            ):
+            k = bisect.bisect_left(newlines, c.end())
+            para_end = newlines[k] if k < len(newlines) else len(s)
+            i = bisect.bisect_right(seconds, m.pos)
+            if i < len(seconds) and seconds[i] < para_end:
                 markers.append(m)
     counts: dict[str, int] = {}
     for m in markers:
@@ -250,9 +264,10 @@ def _closing_start(
     last_marker = markers[-1].pos if markers else -1
     starts = sorted(set(para_starts) | set(_sentence_starts(s)))
     last_para = para_starts[-1] if para_starts else 0
+    first_char = len(s) - len(s.lstrip())  # a closing needs some text before it
     for pos in starts:
         short = pos == last_para or (len(s) - pos) <= CLOSING_MAX_SHARE * body_len
-        if pos > last_marker and short and s[:pos].strip() and _CLOSING_CUE.match(s, pos):
+        if pos > last_marker and short and pos > first_char and _CLOSING_CUE.match(s, pos):
             return pos
     if not tops or not para_starts:
         return None
@@ -317,7 +332,7 @@ def _segments(text: str, s: str, title: str) -> list[_Segment]:
                 stack = [e for e in stack if e.para_start]
             continue
         cut(pos)
-        if m is None or m in tops:
+        if m is None or (top is not None and m.family == top[0]):  # i.e. m in tops
             top_idx += 1
             top_label = CLOSING_LABEL if m is None else m.label
             stack = []
@@ -359,15 +374,23 @@ _CLAUSE_PATTERN = r"[，,、：:]\s*"
 _Tok = Callable[[int, int], int]
 
 
+def _over(text: str, a: int, b: int, limit: int, tok: _Tok) -> bool:
+    """``tok(a, b) > limit``, answered without counting when the span is so long that it
+    cannot fit: counting the rest of a long section at every step is what made
+    chunking quadratic in the section's length."""
+    a, b = _strip(text, a, b)
+    return b - a > limit * _max_token_chars() or tok(a, b) > limit
+
+
 def _units(text: str, a: int, b: int, budget: int, tok: _Tok) -> list[tuple[int, int]]:
     """Sentences; a sentence over budget becomes clauses; a clause over budget is hard-cut."""
     out: list[tuple[int, int]] = []
     for sa, sb in _spans(text, a, b, _SENTENCE_PATTERN):
-        if tok(sa, sb) <= budget:
+        if not _over(text, sa, sb, budget, tok):
             out.append((sa, sb))
             continue
         for ca, cb in _spans(text, sa, sb, _CLAUSE_PATTERN):
-            while tok(ca, cb) > budget:
+            while _over(text, ca, cb, budget, tok):
                 lo, hi = ca + 1, min(cb - 1, ca + budget * 16)  # a token spans few chars
                 while lo < hi:
                     mid = (lo + hi + 1) // 2
@@ -379,7 +402,7 @@ def _units(text: str, a: int, b: int, budget: int, tok: _Tok) -> list[tuple[int,
 
 
 def _split(
-    units: list[tuple[int, int]], budget: int, overlap: int, tok: _Tok
+    text: str, units: list[tuple[int, int]], budget: int, overlap: int, tok: _Tok
 ) -> list[tuple[int, int]]:
     """Pack units into pieces of about equal size; each later piece repeats whole
     trailing sentences of the previous one (about ``overlap`` tokens) for context."""
@@ -407,7 +430,7 @@ def _split(
             j += 1
         if (
             j < n
-            and tok(units[j][0], units[-1][1]) < MIN_CHUNK_TOKENS
+            and not _over(text, units[j][0], units[-1][1], MIN_CHUNK_TOKENS - 1, tok)
             and tok(units[first][0], units[-1][1]) <= budget
         ):
             j = n
@@ -473,7 +496,8 @@ def chunk_document(
         a, b = _strip(text, seg.start, seg.end)
         if a == b:
             continue
-        pieces = _split(_units(text, a, b, max_tokens, tok), max_tokens, overlap_tokens, tok)
+        units = _units(text, a, b, max_tokens, tok)
+        pieces = _split(text, units, max_tokens, overlap_tokens, tok)
         blocks += [_Block(pa, pb, [seg.path], seg.top) for pa, pb in pieces]
 
     packed: list[_Block] = []

@@ -40,7 +40,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.load import SIDECAR_SUFFIX, LoadError, RawFile, iter_input_files, read_file
+from rag.load import (
+    DEFAULT_MAX_FILE_MB,
+    DEFAULT_MAX_TEXT_MB,
+    SIDECAR_SUFFIX,
+    LoadError,
+    RawFile,
+    iter_input_files,
+    read_file,
+)
 from rag.script import detect_script, to_simplified
 from rag.types import DocMeta, Document, SkippedFile
 
@@ -522,8 +530,14 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def load_documents(paths: Sequence[Path]) -> tuple[list[Document], list[SkippedFile]]:
+def load_documents(
+    paths: Sequence[Path],
+    *,
+    max_text_mb: float = DEFAULT_MAX_TEXT_MB,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
+) -> tuple[list[Document], list[SkippedFile]]:
     """Load and clean a batch; a bad file becomes a ``SkippedFile``, never an exception.
+    Files over the size limits (see ``rag.load.read_file``) are skipped as too large.
 
     ``doc_id`` is the file stem; a later file with a stem already taken gets a
     short hash of its path appended (of the path, not the content, so editing
@@ -533,7 +547,8 @@ def load_documents(paths: Sequence[Path]) -> tuple[list[Document], list[SkippedF
     loaded: list[tuple[RawFile, dict[str, Any] | None]] = []
     for path in files:
         try:
-            loaded.append((read_file(path), _read_sidecar(path)))
+            raw = read_file(path, max_text_mb=max_text_mb, max_file_mb=max_file_mb)
+            loaded.append((raw, _read_sidecar(path)))
         except LoadError as exc:
             skipped.append(SkippedFile(exc.path, exc.reason))
 

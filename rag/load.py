@@ -20,6 +20,7 @@ import io
 import os
 import re
 import warnings
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -57,8 +58,18 @@ MIN_PLAUSIBILITY = 0.9
 MAX_BAD_SHARE = 0.005
 # Decodings closer than this in score are a tie, broken by charset-normalizer.
 TIE_MARGIN = 0.05
-# For BOM-less UTF-16: share of code units that must carry a NUL byte.
-MIN_NUL_SHARE = 0.05
+# Bounds on the work one document may cause (the settings pass their own values).
+# Chunking is linear in the text, but a 10 MB "speech" is a book or an attack, and a
+# small container can unpack to gigabytes (zip bombs), so every format is bounded.
+DEFAULT_MAX_TEXT_MB = 10.0  # text of one document once decoded/extracted (UTF-8 MB)
+DEFAULT_MAX_FILE_MB = 50.0  # a file on disk, and everything a .docx unpacks to
+# A .docx member over this many bytes unpacked may inflate at most MAX_ZIP_RATIO times
+# (Office XML compresses about 5–20×, a zip bomb a thousand times or more).
+ZIP_RATIO_MIN_BYTES = 1 << 20
+MAX_ZIP_RATIO = 100
+MAX_PDF_PAGES = 5000
+PDF_MAX_STREAM_BYTES = 16 << 20  # one decompressed PDF stream (a page's content)
+_MB = 1 << 20
 
 # Elements whose text is never document text.
 HTML_DROP_TAGS: tuple[str, ...] = (
@@ -184,7 +195,11 @@ def iter_input_files(paths: Sequence[Path]) -> tuple[list[Path], list[SkippedFil
     Folders are walked recursively and only supported suffixes are taken
     (sidecars and hidden entries are passed over silently); a file named
     explicitly with another suffix, or a path that does not exist, comes back
-    as a ``SkippedFile`` because the user asked for it by name.
+    as a ``SkippedFile`` because the user asked for it by name. Inside a folder,
+    symbolic links are followed only while they stay inside it: a link out of
+    the folder is skipped with a reason (a file named explicitly is read
+    wherever it points), and a folder reached again through a link is not
+    walked twice, so link cycles end.
     """
     found: list[Path] = []
     skipped: list[SkippedFile] = []
@@ -199,7 +214,7 @@ def iter_input_files(paths: Sequence[Path]) -> tuple[list[Path], list[SkippedFil
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for file in _walk(path):
+            for file in _walk(path, skipped):
                 add(file)
         elif path.is_file():
             if is_sidecar(path):
@@ -221,15 +236,31 @@ def is_sidecar(path: Path) -> bool:
     return path.name.lower().endswith(SIDECAR_SUFFIX)
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+def _walk(folder: Path, skipped: list[SkippedFile]) -> Iterator[Path]:
+    top = folder.resolve()
+    visited: set[Path] = set()
+
+    def outside(path: Path) -> bool:
+        target = path.resolve()
+        if target.is_relative_to(top):
+            return False
+        skipped.append(SkippedFile(str(path), f"a link to {target}, outside {folder}"))
+        return True
+
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        here = Path(root).resolve()
+        if here in visited:  # reached again through a link (a cycle, or a second route)
+            dirs[:] = []
+            continue
+        visited.add(here)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not outside(Path(root) / d))
         for name in sorted(files):
             path = Path(root) / name
             if (
                 not name.startswith(".")
                 and not is_sidecar(path)
                 and path.suffix.lower() in SUPPORTED_SUFFIXES
+                and not outside(path)
             ):
                 yield path
 
@@ -237,13 +268,25 @@ def _walk(folder: Path) -> Iterator[Path]:
 # -- reading one file --------------------------------------------------------
 
 
-def read_file(path: Path) -> RawFile:
-    """Read and decode one document; raise ``LoadError`` naming the file and reason."""
+def read_file(
+    path: Path,
+    *,
+    max_text_mb: float = DEFAULT_MAX_TEXT_MB,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
+) -> RawFile:
+    """Read and decode one document; raise ``LoadError`` naming the file and reason.
+
+    A file over ``max_file_mb`` (on disk, or unpacked for a .docx) or whose text is
+    over ``max_text_mb`` is refused as too large before it can cost unbounded time
+    or memory further down."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise LoadError(path, f"unsupported file type {suffix or '(none)'!r}")
     try:
+        size = path.stat().st_size
+        if size > max_file_mb * _MB:
+            raise LoadError(path, _too_large(size, max_file_mb, "file"))
         data = path.read_bytes()
     except OSError as exc:
         raise LoadError(path, f"cannot read file ({exc.strerror or exc})") from exc
@@ -251,9 +294,10 @@ def read_file(path: Path) -> RawFile:
         raise LoadError(path, "empty file")
 
     if suffix == ".docx":
+        _check_zip(path, data, max_file_mb)
         text, encoding = _docx_text(path, data), "docx"
     elif suffix == ".pdf":
-        text, encoding = _pdf_text(path, data), "pdf"
+        text, encoding = _pdf_text(path, data, max_text_mb), "pdf"
     else:
         declared = _declared_charset(data) if suffix in HTML_SUFFIXES else None
         try:
@@ -263,10 +307,17 @@ def read_file(path: Path) -> RawFile:
         if suffix in HTML_SUFFIXES:
             text = html_to_text(text)
 
+    text_bytes = len(text.encode("utf-8", "surrogatepass"))
+    if text_bytes > max_text_mb * _MB:
+        raise LoadError(path, _too_large(text_bytes, max_text_mb, "text"))
     text = _NEWLINES.sub("\n", text)
     if not text.strip():
         raise LoadError(path, "no text in file (empty after stripping whitespace)")
     return RawFile(path=path, text=text, sha256=hashlib.sha256(data).hexdigest(), encoding=encoding)
+
+
+def _too_large(size: int, limit_mb: float, what: str) -> str:
+    return f"too large ({size / _MB:.1f} MB of {what} > {limit_mb:g} MB limit)"
 
 
 # -- encodings ---------------------------------------------------------------
@@ -289,14 +340,9 @@ def decode_bytes(data: bytes, *, declared: str | None = None) -> tuple[str, str]
                 ) from exc
 
     if b"\x00" in data:
-        utf16 = _utf16_from_nuls(data)
+        utf16 = _utf16_without_bom(data)
         if utf16 is not None:
-            try:
-                text = data.decode(utf16)
-            except UnicodeDecodeError:
-                text = ""
-            if text and _plausibility(text) >= MIN_PLAUSIBILITY:
-                return text, utf16
+            return utf16
         raise ValueError("binary data (NUL bytes), not text in a known encoding")
 
     try:
@@ -334,23 +380,30 @@ def decode_bytes(data: bytes, *, declared: str | None = None) -> tuple[str, str]
     raise ValueError("undecodable: not UTF-8, UTF-16, GB18030/GBK or Big5 text")
 
 
-def _utf16_from_nuls(data: bytes) -> str | None:
-    """Guess BOM-less UTF-16 from where the NUL bytes sit.
+def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
+    """Decode BOM-less UTF-16 in whichever byte order gives believable text.
 
-    ASCII characters (newlines, digits, ASCII punctuation) have a zero high byte:
-    at odd offsets in little-endian, at even offsets in big-endian. Binary data
-    has NULs on both sides.
+    Where the NUL bytes sit says little for Chinese: ASCII has its zero byte on one
+    side, while common characters such as 一 (U+4E00) have it on the other. So both
+    byte orders are decoded strictly (an unpaired surrogate fails) and each result
+    must look like text; the wrong order turns newlines and punctuation into stray
+    symbols and common characters into rare ones, so the higher score wins. Binary
+    data fails both: control and private-use characters, few from the text ranges.
     """
-    if len(data) % 2 or len(data) < 4:
+    if len(data) % 2:
         return None
-    units = len(data) // 2
-    even = data[0::2].count(0)
-    odd = data[1::2].count(0)
-    if odd >= MIN_NUL_SHARE * units and even <= odd * 0.1:
-        return "utf-16-le"
-    if even >= MIN_NUL_SHARE * units and odd <= even * 0.1:
-        return "utf-16-be"
-    return None
+    best: tuple[float, str, str] | None = None
+    for codec in ("utf-16-le", "utf-16-be"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        plausible = _plausibility(text)
+        if plausible >= MIN_PLAUSIBILITY:
+            score = plausible + _commonness(text)
+            if best is None or score > best[0]:
+                best = (score, codec, text)
+    return (best[2], best[1]) if best else None
 
 
 def _normalise_codec(name: str) -> str | None:
@@ -428,7 +481,7 @@ def html_to_text(markup: str) -> str:
     wrapping of the HTML source does not split paragraphs; ``<br>`` and block
     boundaries become newlines. Scripts, styles and navigation are dropped.
     """
-    from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+    from bs4 import BeautifulSoup, Comment, NavigableString, PageElement, Tag
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bs4 warns about XHTML and URL-like input
@@ -439,28 +492,57 @@ def html_to_text(markup: str) -> str:
 
     parts: list[str] = [title, "\n"] if title else []
 
-    def walk(node: Tag) -> None:
-        for child in node.children:
-            if isinstance(child, Comment):
+    # Depth-first with an explicit stack: deeply nested markup neither overflows the
+    # recursion limit nor costs a walk up the ancestors for every text node.
+    # Each entry: (remaining children, inside <pre>, close with a newline).
+    stack: list[tuple[Iterator[PageElement], bool, bool]] = [(iter(soup.children), False, False)]
+    while stack:
+        children, inside_pre, block = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            if block:
+                parts.append("\n")
+        elif isinstance(child, Comment):
+            continue
+        elif isinstance(child, NavigableString):
+            if type(child) is NavigableString:  # skips doctype, CDATA, declarations
+                parts.append(str(child) if inside_pre else re.sub(r"[ \t\r\n\f]+", " ", child))
+        elif isinstance(child, Tag):
+            if child.name == "br":
+                parts.append("\n")
                 continue
-            if isinstance(child, NavigableString):
-                if type(child) is NavigableString:  # skips doctype, CDATA, declarations
-                    inside_pre = any(p.name == "pre" for p in child.parents)
-                    parts.append(str(child) if inside_pre else re.sub(r"[ \t\r\n\f]+", " ", child))
-            elif isinstance(child, Tag):
-                if child.name == "br":
-                    parts.append("\n")
-                    continue
-                block = child.name in HTML_BLOCK_TAGS
-                if block:
-                    parts.append("\n")
-                walk(child)
-                if block:
-                    parts.append("\n")
-
-    walk(soup)
+            opens_block = child.name in HTML_BLOCK_TAGS
+            if opens_block:
+                parts.append("\n")
+            stack.append((iter(child.children), inside_pre or child.name == "pre", opens_block))
     lines = (line.strip(" ") for line in "".join(parts).split("\n"))
     return "\n".join(line for line in lines if line.strip())
+
+
+def _check_zip(path: Path, data: bytes, max_file_mb: float) -> None:
+    """Refuse a .docx whose members would unpack to too much, before anything unpacks.
+
+    The sizes come from the zip's central directory; Python's ``zipfile`` (which
+    python-docx reads with) never returns more than a member's declared size, so a
+    lying entry fails its CRC check instead of growing without bound."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
+        raise LoadError(path, f"not a readable .docx file ({type(exc).__name__}: {exc})") from exc
+    for info in members:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > ZIP_RATIO_MIN_BYTES and ratio > MAX_ZIP_RATIO:
+            raise LoadError(
+                path,
+                f"refused as a zip bomb: {info.filename} would unpack "
+                f"{info.file_size / _MB:.1f} MB from {info.compress_size / _MB:.2f} MB "
+                f"({ratio:.0f}× > {MAX_ZIP_RATIO}×)",
+            )
+    unpacked = sum(info.file_size for info in members)
+    if unpacked > max_file_mb * _MB:
+        raise LoadError(path, _too_large(unpacked, max_file_mb, "unpacked .docx content"))
 
 
 def _docx_text(path: Path, data: bytes) -> str:
@@ -485,16 +567,38 @@ def _docx_text(path: Path, data: bytes) -> str:
     return "\n".join(lines)
 
 
-def _pdf_text(path: Path, data: bytes) -> str:
+def _pdf_text(path: Path, data: bytes, max_text_mb: float) -> str:
+    """Text of every page; a PDF with too many pages, a stream that decompresses past
+    ``PDF_MAX_STREAM_BYTES`` or more text than ``max_text_mb`` is refused as too large."""
     try:
-        from pypdf import PdfReader
+        from pypdf import PdfReader, apply_configuration
+        from pypdf.errors import LimitReachedError
 
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise LoadError(path, "encrypted PDF")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        cap = PDF_MAX_STREAM_BYTES
+        with apply_configuration(
+            zlib_maximum_output_length=cap,
+            lzw_maximum_output_length=cap,
+            run_length_maximum_output_length=cap,
+            brotli_maximum_output_length=cap,
+            array_based_stream_maximum_output_length=cap,
+            maximum_declared_stream_length=cap,
+        ):
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise LoadError(path, "encrypted PDF")
+            if len(reader.pages) > MAX_PDF_PAGES:
+                raise LoadError(path, f"too large ({len(reader.pages)} pages > {MAX_PDF_PAGES})")
+            pages: list[str] = []
+            size = 0
+            for page in reader.pages:
+                pages.append(page.extract_text() or "")
+                size += len(pages[-1].encode("utf-8", "surrogatepass"))
+                if size > max_text_mb * _MB:
+                    raise LoadError(path, _too_large(size, max_text_mb, "text"))
     except LoadError:
         raise
+    except LimitReachedError as exc:
+        raise LoadError(path, f"too large: a PDF stream unpacks past a limit ({exc})") from exc
     except Exception as exc:  # pypdf raises many types for a broken file
         raise LoadError(path, f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
     return "\n".join(pages)

@@ -195,7 +195,9 @@ class Pipeline:
         progress: Progress | None = None,
     ) -> IngestReport:
         paths = list(paths) if paths else [BUNDLED_CORPUS]
-        docs, skipped = load_documents(paths)
+        docs, skipped = load_documents(
+            paths, max_text_mb=self.settings.max_text_mb, max_file_mb=self.settings.max_file_mb
+        )
         report = IngestReport(files=len(docs) + len(skipped), skipped=list(skipped))
         want = self._wanted_manifest()
         with self.store.writer():

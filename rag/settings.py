@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Chunking (tokens counted with tiktoken's offline cl100k encoding)
     chunk_max_tokens: int = 320
     chunk_overlap_tokens: int = 40
+    # Ingest bounds per document: larger files are skipped as "too large", not processed.
+    max_text_mb: float = 10.0  # decoded/extracted text (UTF-8)
+    max_file_mb: float = 50.0  # a file on disk, and what a .docx unpacks to
 
     # Retrieval
     retriever: str = "hybrid"  # dense | bm25 | hybrid

@@ -479,3 +479,64 @@ def test_odd_numerals_are_prose() -> None:
     text = "十十是好的。十十是坏的。\n一二三、不是标题。\n一二三、也不是。\n另一方面是一句话。"
     chunks = chunk_document(_doc(text), max_tokens=1000)
     assert [(c.section, c.text) for c in chunks] == [("全文", text)]
+
+
+# --------------------------------------------------------------------------------------
+# Work grows linearly with the document (counted, not timed)
+# --------------------------------------------------------------------------------------
+class _CountingStr(str):
+    """The simplified text, counting the characters every slice of it copies."""
+
+    copied = 0
+
+    def __getitem__(self, key: int | slice) -> str:  # type: ignore[override]
+        out = str.__getitem__(self, key)
+        _CountingStr.copied += len(out)
+        return out
+
+
+def _run_on_text(n_chars: int) -> str:
+    """Common characters in 15–40-character sentences, ~1,000-character lines, no
+    structure: one long section, the shape that made chunking quadratic."""
+    import random
+
+    from rag.load import _COMMON_HAN
+
+    rng = random.Random(7)
+    lines: list[str] = []
+    line, size = "", 0
+    while size < n_chars:
+        line += "".join(rng.choices(_COMMON_HAN, k=rng.randint(15, 40))) + "。"
+        if len(line) >= 1000:
+            lines.append(line)
+            size += len(line)
+            line = ""
+    return "\n".join(lines)
+
+
+def _chunking_work(monkeypatch: pytest.MonkeyPatch, text: str) -> int:
+    import rag.chunk as chunk_module
+
+    tokenized = 0
+
+    def counting_tokens(piece: str) -> int:
+        nonlocal tokenized
+        tokenized += len(piece)
+        return count_tokens(piece)
+
+    monkeypatch.setattr(chunk_module, "count_tokens", counting_tokens)
+    monkeypatch.setattr(chunk_module, "to_simplified", lambda t: _CountingStr(to_simplified(t)))
+    _CountingStr.copied = 0
+    chunks = chunk_document(_doc(text))
+    assert chunks and chunks[-1].end == len(text.rstrip())
+    return tokenized + _CountingStr.copied
+
+
+def test_chunking_work_is_linear_in_document_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    small = _run_on_text(8_000)
+    large = _run_on_text(32_000)
+    work_small = _chunking_work(monkeypatch, small)
+    work_large = _chunking_work(monkeypatch, large)
+    # linear: 4× the text is about 4× the characters tokenized and copied (quadratic: ~16×)
+    assert work_large / len(large) < 1.5 * work_small / len(small)
+    assert work_large < 60 * len(large)

@@ -256,6 +256,38 @@ def test_utf16_big_endian_without_bom() -> None:
     assert decode_bytes(SIMPLIFIED.encode("utf-16-be")) == (SIMPLIFIED, "utf-16-be")
 
 
+BUNDLED = sorted((Path(__file__).parent.parent / "rag" / "corpus").glob("*.txt"))
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("speech", BUNDLED, ids=lambda p: p.name[:3])
+def test_bundled_speeches_in_utf16_without_bom(tmp_path: Path, speech: Path, codec: str) -> None:
+    # common characters such as 一 (U+4E00) put their NUL byte on the other side from ASCII
+    text = speech.read_text(encoding="utf-8")
+    assert decode_bytes(text.encode(codec)) == (text, codec)
+    path = tmp_path / speech.name
+    path.write_bytes(text.encode(codec))
+    assert read_file(path).text == text.replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        binary_bytes(),
+        random.Random(3).randbytes(4000),
+        bytes(range(256)) * 8,
+        make_docx(DOC_LINES),
+        b"\x00" * 64,
+        SIMPLIFIED.encode("utf-16-le") + binary_bytes(),
+    ],
+    ids=["png", "random", "all-bytes", "docx", "nuls", "text-then-binary"],
+)
+def test_binary_with_nul_bytes_is_not_text(data: bytes) -> None:
+    assert b"\x00" in data
+    with pytest.raises(ValueError, match="binary data"):
+        decode_bytes(data)
+
+
 def test_bom_that_does_not_decode_is_an_error() -> None:
     with pytest.raises(ValueError, match="byte-order mark"):
         decode_bytes(b"\xef\xbb\xbf\xff\xfe\xfa")
@@ -353,6 +385,29 @@ def test_iter_input_files(tmp_path: Path) -> None:
     assert "unsupported" in reasons["extra.csv"] and ".csv" in reasons["extra.csv"]
     assert "sidecar" in reasons["a.meta.json"]
     assert "no such file" in reasons["missing.txt"]
+
+
+def test_folder_walk_stays_inside_the_folder(tmp_path: Path) -> None:
+    docs, elsewhere = tmp_path / "docs", tmp_path / "elsewhere"
+    (docs / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    (docs / "a.txt").write_bytes(b"x")
+    (docs / "sub" / "b.txt").write_bytes(b"x")
+    (elsewhere / "secret.txt").write_bytes(b"x")
+    (docs / "passwd.txt").symlink_to(elsewhere / "secret.txt")  # a file out of the folder
+    (docs / "away").symlink_to(elsewhere, target_is_directory=True)  # a folder out of it
+    (docs / "same.txt").symlink_to(docs / "a.txt")  # inside: fine (and read once)
+    (docs / "loop").symlink_to(docs, target_is_directory=True)  # cycles
+    (docs / "sub" / "up").symlink_to(docs / "sub", target_is_directory=True)
+
+    files, skipped = iter_input_files([docs])
+    assert [p.relative_to(docs).as_posix() for p in files] == ["a.txt", "sub/b.txt"]
+    reasons = {Path(s.path).name: s.reason for s in skipped}
+    assert set(reasons) == {"passwd.txt", "away"}
+    assert all("outside" in r and str(elsewhere) in r for r in reasons.values())
+
+    # a link the user names explicitly is taken as given
+    assert iter_input_files([docs / "passwd.txt"]) == ([docs / "passwd.txt"], [])
 
 
 def test_supported_suffixes() -> None:
