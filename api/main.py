@@ -3,8 +3,9 @@
 Heavy resources (the embedding model and the index) are loaded once, in the
 lifespan, on a worker thread; a background task then watches the index pointer so
 generations written by ``rag ingest`` in another process are served without a
-restart. Routes are plain ``def`` functions: FastAPI runs them on its thread pool,
-so a slow answer never blocks the event loop.
+restart. Blocking routes are plain ``def`` functions: FastAPI runs them on its thread
+pool, so they never block the event loop; answers drafted by an LLM run on a
+separate bounded pool (``api.llm_pool``), so slow upstreams cannot take those threads.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.deps import GENERATION_HEADER, get_settings
 from api.errors import documented, install_error_handlers
+from api.llm_pool import LlmPool
 from api.observability import REQUEST_ID_HEADER, Metrics, RequestContextMiddleware, logging_config
 from api.routes import ROUTERS, web
 from api.security import (
@@ -95,6 +97,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         title="qunti-rag", version=API_VERSION, description=DESCRIPTION, lifespan=lifespan
     )
     app.state.service = service
+    app.state.llm_pool = LlmPool(settings.api_llm_concurrency)
     app.state.metrics = metrics
     app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)

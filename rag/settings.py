@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     api_reload_interval: float = 2.0  # seconds between checks for an index written elsewhere
     api_write_lock_wait: float = 30.0  # seconds an upload/delete waits for another writer
     api_max_concurrency: int = 64  # connections served at once (uvicorn answers 503 beyond)
+    # Answers drafted by an LLM at once, on threads of their own (more get 503 llm_busy),
+    # so slow upstreams never hold the threads that serve search and documents.
+    api_llm_concurrency: int = 8
     api_log_level: str = "info"
     # end API server
 
