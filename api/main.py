@@ -35,6 +35,7 @@ from api.security import (
     parse_keys,
 )
 from api.service import ServedPipeline, Service
+from api.timeouts import BodyTimeoutMiddleware, h11_protocol
 from rag.embed.base import Embedder
 from rag.settings import Settings
 
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         default=settings.api_max_body_bytes,
         overrides={("POST", "/v1/documents"): upload_cap},
     )
+    app.add_middleware(BodyTimeoutMiddleware, timeout=settings.api_body_timeout)
     if settings.api_rate_limit > 0:
         app.add_middleware(
             RateLimitMiddleware, per_minute=settings.api_rate_limit, burst=settings.api_rate_burst
@@ -170,6 +172,7 @@ def serve(settings: Settings) -> None:
         log_config=config,
         access_log=False,  # RequestContextMiddleware writes the access line, with the request id
         limit_concurrency=settings.api_max_concurrency,
+        http=h11_protocol(settings.api_header_timeout),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         server_header=False,
     )

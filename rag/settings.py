@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     # Answers drafted by an LLM at once, on threads of their own (more get 503 llm_busy),
     # so slow upstreams never hold the threads that serve search and documents.
     api_llm_concurrency: int = 8
+    # Slow clients: seconds for a request's headers to arrive (from connecting, or from
+    # the previous response) and for its whole body; then 408 or a closed connection.
+    api_header_timeout: float = 10.0
+    api_body_timeout: float = 60.0
     api_log_level: str = "info"
     # end API server
 
