@@ -12,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+)
 
 from rag import question as question_rules
 from rag.answer import BACKENDS, Turn
@@ -87,7 +96,8 @@ Question = Annotated[
     AfterValidator(check_question),
     Field(json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": r"\S"}),
 ]
-TopK = Annotated[int | None, Field(ge=1, le=MAX_TOP_K, description="Passages to retrieve.")]
+# Strict: "5" or true for a count is a client bug worth a 422, not a guess.
+TopK = Annotated[StrictInt | None, Field(ge=1, le=MAX_TOP_K, description="Passages to retrieve.")]
 
 
 # --------------------------------------------------------------------------- errors
@@ -200,7 +210,7 @@ class AskRequest(BaseModel):
         max_length=MAX_HISTORY_TURNS,
         description="Earlier turns; follow-up questions are resolved against them.",
     )
-    stream: bool = Field(
+    stream: StrictBool = Field(
         False, description="Answer as server-sent events: `token` events, then one `answer` event."
     )
 
@@ -358,10 +368,12 @@ class ChatCompletionRequest(BaseModel):
 
     model: Text = Field("qunti-rag", max_length=MAX_NAME_CHARS, description="See GET /v1/models.")
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_HISTORY_TURNS + 1)
-    stream: bool = False
+    # As strict as OpenAI's own API: it refuses "yes" for stream and "5" for max_tokens,
+    # and takes any JSON number for temperature.
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(None, ge=0, le=2)
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: StrictInt | None = Field(None, ge=1)
 
 
 class ChatMessageOut(BaseModel):

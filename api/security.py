@@ -51,9 +51,19 @@ _LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
 
 
 def parse_keys(value: SecretStr | str | None) -> list[str]:
-    """Comma-separated keys → list (blank entries dropped)."""
+    """Comma-separated keys → list (blank entries dropped). Raises ValueError for a key
+    a client could never send: HTTP header values are ASCII in practice (clients encode
+    others differently, or refuse), so a key with other characters never matches."""
     raw = value.get_secret_value() if isinstance(value, SecretStr) else (value or "")
-    return [k.strip() for k in raw.split(",") if k.strip()]
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    for n, key in enumerate(keys, start=1):
+        if not (key.isascii() and key.isprintable()) or " " in key:
+            raise ValueError(
+                f"API key #{n} in RAG_API_KEYS has characters other than printable ASCII "
+                "without spaces; clients send keys in an HTTP header, where such a key "
+                "could never match. Use letters, digits and punctuation only."
+            )
+    return keys
 
 
 def is_loopback(host: str) -> bool:

@@ -75,7 +75,11 @@ def clean_filename(raw: str | None) -> str:
     name = PureWindowsPath(PurePosixPath(name).name).name.strip()
     if name in ("", ".", ".."):
         return "upload"
-    return name[:MAX_FILENAME_CHARS]
+    if len(name) > MAX_FILENAME_CHARS:  # shorten the stem: the suffix says the file's type
+        suffix = PurePosixPath(name).suffix
+        suffix = suffix if len(suffix) <= 16 else ""
+        name = name[: MAX_FILENAME_CHARS - len(suffix) - 1] + "…" + suffix
+    return name
 
 
 def check_type(filename: str) -> str:

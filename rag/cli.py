@@ -17,7 +17,7 @@ from rich.table import Table
 from index.store import StoreError
 from rag.answer import Answer, Turn
 from rag.pipeline import Pipeline, QueryError
-from rag.question import check_question, check_text
+from rag.question import check_question, check_text, shorten
 from rag.retrieve import Filters
 from rag.settings import Settings
 
@@ -169,8 +169,8 @@ def search(
             def one_search(line: str) -> dict[str, Any]:
                 try:
                     found = pipeline.search(line, k, filters, mode=retriever)
-                except QueryError as exc:
-                    return {"query": line, "results": [], "error": str(exc)}
+                except QueryError as exc:  # echo enough of the line to find it, no more
+                    return {"query": shorten(line), "results": [], "error": str(exc)}
                 return {"query": line, "results": [p.to_dict() for p in found]}
 
             run_batch(batch, one_search)
@@ -258,7 +258,7 @@ def ask(
                 try:
                     return pipeline.ask(line, k=k, backend=backend, filters=filters).to_dict()
                 except QueryError as exc:
-                    return {"question": line, "error": str(exc)}
+                    return {"question": shorten(line), "error": str(exc)}
 
             run_batch(batch, one_answer)
             return

@@ -113,3 +113,13 @@ def test_questions_without_content_are_refused(home: Path, question: str) -> Non
     for command in ("ask", "search"):
         code, stderr = _invoke(home, command, question)
         assert code == 2 and "no words to search for" in stderr
+
+
+def test_batch_errors_echo_a_short_part_of_the_line(home: Path, tmp_path: Path) -> None:
+    batch = tmp_path / "long.txt"
+    batch.write_text("工" * 200_000 + "\n", encoding="utf-8")
+    for command, key in (("search", "query"), ("ask", "question")):
+        code, out = rag(home, command, "--batch", str(batch), "--json")
+        record = json.loads(out)
+        assert code == 0 and "limit is" in record["error"]
+        assert len(record[key]) <= 80 and record[key].endswith("…")
