@@ -30,7 +30,9 @@ from api.routes import ROUTERS, web
 from api.security import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
+    OriginHostMiddleware,
     RateLimitMiddleware,
+    allowed_hosts,
     check_bind,
     parse_keys,
 )
@@ -131,6 +133,11 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             expose_headers=[REQUEST_ID_HEADER, GENERATION_HEADER],
         )
     web.install(app)  # the web page (/, /static/*), served ahead of the API-key check
+    app.add_middleware(
+        OriginHostMiddleware,
+        hosts=allowed_hosts(settings.api_host, settings.api_allowed_hosts),
+        origins=origins,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
 

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     api_rate_limit: float = 300.0  # requests per minute per key (or client IP); 0 = off
     api_rate_burst: int = 60  # requests allowed at once before the rate applies
     api_cors_origins: str = ""  # comma-separated origins; empty = no CORS headers at all
+    # Host names the server answers to besides loopback ones and api_host (DNS-rebinding
+    # guard): comma-separated, "*" for any (e.g. behind a proxy that checks them).
+    api_allowed_hosts: str = ""
     api_reload_interval: float = 2.0  # seconds between checks for an index written elsewhere
     api_write_lock_wait: float = 30.0  # seconds an upload/delete waits for another writer
     api_max_concurrency: int = 64  # connections served at once (uvicorn answers 503 beyond)
