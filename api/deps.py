@@ -13,17 +13,20 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
+from api.llm_pool import LlmPool
 from api.observability import Metrics
 from api.service import ServedPipeline, Service
 from rag.settings import Settings, get_settings
 
 __all__ = [
     "GENERATION_HEADER",
+    "LlmPoolDep",
     "MetricsDep",
     "ServedPipelineDep",
     "ServiceDep",
     "SettingsDep",
     "current_pipeline",
+    "get_llm_pool",
     "get_metrics",
     "get_service",
     "get_settings",
@@ -42,6 +45,11 @@ def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
+def get_llm_pool(request: Request) -> LlmPool:
+    pool: LlmPool = request.app.state.llm_pool
+    return pool
+
+
 def current_pipeline(
     service: Annotated[Service, Depends(get_service)], response: Response
 ) -> ServedPipeline:
@@ -53,4 +61,5 @@ def current_pipeline(
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServiceDep = Annotated[Service, Depends(get_service)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+LlmPoolDep = Annotated[LlmPool, Depends(get_llm_pool)]
 ServedPipelineDep = Annotated[ServedPipeline, Depends(current_pipeline)]

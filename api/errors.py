@@ -9,6 +9,7 @@ served is 503 with a hint, and nothing a client sends should reach a 500.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "exception_body",
     "exception_status",
     "install_error_handlers",
+    "public_message",
 ]
 
 log = logging.getLogger("api.errors")
@@ -50,6 +52,13 @@ ERROR_TYPES: dict[int, str] = {
     503: "service_unavailable",
 }
 RETRY_AFTER_UNAVAILABLE_S = 5
+_SERVER_PATH = re.compile(r"(?<![\w:/])(?:[A-Za-z]:)?[/\\][^\s'\"()]+")
+
+
+def public_message(text: str) -> str:
+    """``text`` without server file paths (where the data lives is not the client's
+    business); the full text goes to the log."""
+    return _SERVER_PATH.sub("(path withheld)", text)
 
 
 class ApiError(StarletteHTTPException):
@@ -131,7 +140,10 @@ async def _query(request: Request, exc: Exception) -> JSONResponse:
 
 async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
     return error_response(
-        503, str(exc), code="not_ready", headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)}
+        503,
+        public_message(str(exc)),
+        code="not_ready",
+        headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)},
     )
 
 
@@ -139,7 +151,7 @@ async def _store(request: Request, exc: Exception) -> JSONResponse:
     log.warning("index unavailable", extra={"detail": str(exc)})
     return error_response(
         503,
-        str(exc),
+        public_message(str(exc)),
         code="index_unavailable",
         headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)},
     )
@@ -163,7 +175,8 @@ def exception_status(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, QueryError):
         return 422, str(exc)
     if isinstance(exc, NotReady | StoreError):
-        return 503, str(exc)
+        log.warning("index unavailable while streaming", extra={"detail": str(exc)})
+        return 503, public_message(str(exc))
     log.error("error while streaming", exc_info=exc)
     return 500, "internal server error while answering"
 

@@ -3,8 +3,9 @@
 Heavy resources (the embedding model and the index) are loaded once, in the
 lifespan, on a worker thread; a background task then watches the index pointer so
 generations written by ``rag ingest`` in another process are served without a
-restart. Routes are plain ``def`` functions: FastAPI runs them on its thread pool,
-so a slow answer never blocks the event loop.
+restart. Blocking routes are plain ``def`` functions: FastAPI runs them on its thread
+pool, so they never block the event loop; answers drafted by an LLM run on a
+separate bounded pool (``api.llm_pool``), so slow upstreams cannot take those threads.
 """
 
 from __future__ import annotations
@@ -23,16 +24,20 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.deps import GENERATION_HEADER, get_settings
 from api.errors import documented, install_error_handlers
+from api.llm_pool import LlmPool
 from api.observability import REQUEST_ID_HEADER, Metrics, RequestContextMiddleware, logging_config
 from api.routes import ROUTERS, web
 from api.security import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
+    OriginHostMiddleware,
     RateLimitMiddleware,
+    allowed_hosts,
     check_bind,
     parse_keys,
 )
 from api.service import ServedPipeline, Service
+from api.timeouts import BodyTimeoutMiddleware, h11_protocol
 from rag.embed.base import Embedder
 from rag.settings import Settings
 
@@ -95,6 +100,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         title="qunti-rag", version=API_VERSION, description=DESCRIPTION, lifespan=lifespan
     )
     app.state.service = service
+    app.state.llm_pool = LlmPool(settings.api_llm_concurrency)
     app.state.metrics = metrics
     app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
@@ -108,6 +114,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         default=settings.api_max_body_bytes,
         overrides={("POST", "/v1/documents"): upload_cap},
     )
+    app.add_middleware(BodyTimeoutMiddleware, timeout=settings.api_body_timeout)
     if settings.api_rate_limit > 0:
         app.add_middleware(
             RateLimitMiddleware, per_minute=settings.api_rate_limit, burst=settings.api_rate_burst
@@ -126,6 +133,11 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             expose_headers=[REQUEST_ID_HEADER, GENERATION_HEADER],
         )
     web.install(app)  # the web page (/, /static/*), served ahead of the API-key check
+    app.add_middleware(
+        OriginHostMiddleware,
+        hosts=allowed_hosts(settings.api_host, settings.api_allowed_hosts),
+        origins=origins,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
 
@@ -167,6 +179,7 @@ def serve(settings: Settings) -> None:
         log_config=config,
         access_log=False,  # RequestContextMiddleware writes the access line, with the request id
         limit_concurrency=settings.api_max_concurrency,
+        http=h11_protocol(settings.api_header_timeout),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         server_header=False,
     )

@@ -22,6 +22,7 @@ import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.datastructures import Headers, MutableHeaders
@@ -169,6 +170,26 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def relative_location(location: str) -> str:
+    """A redirect target without scheme and host: Starlette builds them from the client's
+    own ``Host`` header, which would let a forged header send the client elsewhere."""
+    parts = urlsplit(location)
+    if not parts.scheme and not parts.netloc:
+        return location
+    path = parts.path or "/"
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _method_label(scope: Scope) -> str:
+    """The request method, or "other": a client can invent any number of method names,
+    and each would otherwise be a new series."""
+    method = str(scope.get("method", ""))
+    return method if method in KNOWN_METHODS else "other"
+
+
 def _route_label(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
@@ -199,7 +220,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = int(message["status"])
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                if "location" in headers:
+                    headers["location"] = relative_location(headers["location"])
             await send(message)
 
         self.metrics.in_flight.inc()
@@ -218,8 +242,8 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             method = scope.get("method", "")
             route = _route_label(scope)
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(elapsed)
+            self.metrics.requests.labels(_method_label(scope), route, str(status)).inc()
+            self.metrics.latency.labels(_method_label(scope), route).observe(elapsed)
             client = scope.get("client")
             access_log.info(
                 "request",

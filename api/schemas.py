@@ -12,8 +12,18 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+)
 
+from rag import question as question_rules
 from rag.answer import BACKENDS, Turn
 from rag.pipeline import MAX_QUERY_CHARS, MAX_TOP_K
 from rag.retrieve import RETRIEVERS, Filters
@@ -59,23 +69,35 @@ MAX_NAME_CHARS = 200
 
 
 def check_question(text: str) -> str:
-    """The pipeline's rules, worded as the pipeline words them."""
-    if not text.strip():
-        raise ValueError("the question is empty")
-    if len(text) > MAX_QUERY_CHARS:
-        raise ValueError(
-            f"the question is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}"
-        )
-    return text
+    """The pipeline's rules (``rag.question``), worded as the pipeline words them."""
+    return question_rules.check_question(text)
 
 
+def _valid_text(value: Any) -> Any:
+    """Refuse lone surrogates with a clear message, before pydantic's own str check
+    (strings inside lists and objects too: a message's content parts)."""
+    if isinstance(value, str):
+        question_rules.check_text(value, "the text")
+    elif isinstance(value, list):
+        for item in value:
+            _valid_text(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _valid_text(item)
+    return value
+
+
+# Every text field of a request: valid Unicode (no lone surrogates), said clearly.
+Text = Annotated[str, BeforeValidator(_valid_text)]
 # The limits are checked by check_question (for its wording) and shown in the schema.
 Question = Annotated[
     str,
+    BeforeValidator(_valid_text),
     AfterValidator(check_question),
     Field(json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": r"\S"}),
 ]
-TopK = Annotated[int | None, Field(ge=1, le=MAX_TOP_K, description="Passages to retrieve.")]
+# Strict: "5" or true for a count is a client bug worth a 422, not a guess.
+TopK = Annotated[StrictInt | None, Field(ge=1, le=MAX_TOP_K, description="Passages to retrieve.")]
 
 
 # --------------------------------------------------------------------------- errors
@@ -96,16 +118,16 @@ class ErrorBody(BaseModel):
 class FiltersIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    speaker: str | None = Field(
+    speaker: Text | None = Field(
         None, max_length=MAX_NAME_CHARS, description="Part of the speaker's name."
     )
-    date_from: str | None = Field(
+    date_from: Text | None = Field(
         None, pattern=ISO_DATE_PREFIX, description="Earliest date, ISO prefix."
     )
-    date_to: str | None = Field(
+    date_to: Text | None = Field(
         None, pattern=ISO_DATE_PREFIX, description="Latest date, ISO prefix."
     )
-    doc_ids: list[Annotated[str, Field(max_length=MAX_NAME_CHARS)]] = Field(
+    doc_ids: list[Annotated[Text, Field(max_length=MAX_NAME_CHARS)]] = Field(
         default_factory=list, max_length=MAX_FILTER_DOCS
     )
 
@@ -124,7 +146,7 @@ class SearchRequest(BaseModel):
     query: Question = Field(description="Question or keywords.")
     top_k: TopK = None
     filters: FiltersIn | None = None
-    retriever: str | None = Field(
+    retriever: Text | None = Field(
         None, json_schema_extra={"enum": list(RETRIEVERS)}, description="Override the retriever."
     )
 
@@ -156,7 +178,7 @@ class TurnIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["user", "assistant"]
-    content: str = Field(max_length=MAX_TURN_CHARS)
+    content: Text = Field(max_length=MAX_TURN_CHARS)
 
     def to_turn(self) -> Turn:
         return Turn(self.role, self.content)
@@ -177,7 +199,7 @@ class AskRequest(BaseModel):
 
     question: Question
     top_k: TopK = None
-    backend: str | None = Field(
+    backend: Text | None = Field(
         None,
         json_schema_extra={"enum": list(BACKENDS)},
         description="Answer backend (default: the server's).",
@@ -188,7 +210,7 @@ class AskRequest(BaseModel):
         max_length=MAX_HISTORY_TURNS,
         description="Earlier turns; follow-up questions are resolved against them.",
     )
-    stream: bool = Field(
+    stream: StrictBool = Field(
         False, description="Answer as server-sent events: `token` events, then one `answer` event."
     )
 
@@ -309,15 +331,16 @@ class ModelList(BaseModel):
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    type: str = Field(max_length=50)
-    text: str | None = None
+    type: Text = Field(max_length=50)
+    text: Text | None = None
 
 
 class ChatMessageIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
+    # checked as a whole: inside the union the message would name pydantic's internals
+    content: Annotated[str | list[ContentPart] | None, BeforeValidator(_valid_text)] = None
 
     def text(self) -> str:
         """The message's text (the text parts of a multi-part message, joined)."""
@@ -343,12 +366,14 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field("qunti-rag", max_length=MAX_NAME_CHARS, description="See GET /v1/models.")
+    model: Text = Field("qunti-rag", max_length=MAX_NAME_CHARS, description="See GET /v1/models.")
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_HISTORY_TURNS + 1)
-    stream: bool = False
+    # As strict as OpenAI's own API: it refuses "yes" for stream and "5" for max_tokens,
+    # and takes any JSON number for temperature.
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(None, ge=0, le=2)
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: StrictInt | None = Field(None, ge=1)
 
 
 class ChatMessageOut(BaseModel):

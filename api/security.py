@@ -37,9 +37,12 @@ __all__ = [
     "ApiKeyMiddleware",
     "BodyLimitMiddleware",
     "BodyTooLarge",
+    "OriginHostMiddleware",
     "RateLimitMiddleware",
     "TokenBucket",
+    "allowed_hosts",
     "check_bind",
+    "host_name",
     "is_loopback",
     "parse_keys",
 ]
@@ -51,9 +54,19 @@ _LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
 
 
 def parse_keys(value: SecretStr | str | None) -> list[str]:
-    """Comma-separated keys → list (blank entries dropped)."""
+    """Comma-separated keys → list (blank entries dropped). Raises ValueError for a key
+    a client could never send: HTTP header values are ASCII in practice (clients encode
+    others differently, or refuse), so a key with other characters never matches."""
     raw = value.get_secret_value() if isinstance(value, SecretStr) else (value or "")
-    return [k.strip() for k in raw.split(",") if k.strip()]
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    for n, key in enumerate(keys, start=1):
+        if not (key.isascii() and key.isprintable()) or " " in key:
+            raise ValueError(
+                f"API key #{n} in RAG_API_KEYS has characters other than printable ASCII "
+                "without spaces; clients send keys in an HTTP header, where such a key "
+                "could never match. Use letters, digits and punctuation only."
+            )
+    return keys
 
 
 def is_loopback(host: str) -> bool:
@@ -250,3 +263,78 @@ class BodyLimitMiddleware:
             if response_started:
                 raise
             await _reject(scope, receive, send, 413, str(exc.detail))
+
+
+# --------------------------------------------------------------------------- origin / host
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+_CROSS_SITE = frozenset({"cross-site", "same-site"})  # Sec-Fetch-Site values from elsewhere
+
+
+def host_name(host_header: str) -> str:
+    """The name part of a ``Host`` header value (``[::1]:8000`` → ``[::1]``), lower-cased."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def allowed_hosts(bind_host: str, extra: str) -> frozenset[str] | None:
+    """Host names the server answers to: loopback names, the bound address unless it is a
+    wildcard, and ``extra`` (comma-separated; ``*`` allows any, i.e. ``None``)."""
+    names = {h.strip().lower() for h in extra.split(",") if h.strip()}
+    if "*" in names:
+        return None
+    bind = bind_host.strip().lower()
+    if bind and bind not in ("0.0.0.0", "::", "[::]"):
+        names.add(f"[{bind}]" if ":" in bind and not bind.startswith("[") else bind)
+    return frozenset(LOOPBACK_HOSTS | names)
+
+
+class OriginHostMiddleware:
+    """Against DNS rebinding and cross-site requests from web pages.
+
+    * ``Host`` must name this server (``allowed_hosts``): a page on ``evil.example``
+      whose DNS name was rebound to 127.0.0.1 sends ``Host: evil.example`` → 400.
+    * A state-changing request (POST, PUT, PATCH, DELETE) that a browser marks as
+      coming from another origin (``Origin`` not this server's and not a configured
+      CORS origin, or ``Sec-Fetch-Site: cross-site``/``same-site`` without an allowed
+      ``Origin``) → 403. Clients that are not browsers send neither header and pass.
+    """
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str] | None, origins: Iterable[str]) -> None:
+        self.app = app
+        self.hosts = hosts
+        self.origins = frozenset(o.rstrip("/").lower() for o in origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        if self.hosts is not None and host_name(host) not in self.hosts:
+            await _reject(
+                scope, receive, send, 400,
+                "this server does not answer to that Host name; add it to RAG_API_ALLOWED_HOSTS "
+                "if it is a name of this server",
+            )  # fmt: skip
+            return
+        if scope["method"] in STATE_CHANGING and not self._same_origin(headers, host):
+            await _reject(
+                scope, receive, send, 403,
+                "cross-origin request refused: this server accepts changes only from its own "
+                "page or an origin listed in RAG_API_CORS_ORIGINS",
+            )  # fmt: skip
+            return
+        await self.app(scope, receive, send)
+
+    def _same_origin(self, headers: Headers, host: str) -> bool:
+        origin = headers.get("origin")
+        if origin is not None:
+            origin = origin.rstrip("/").lower()
+            if origin in self.origins:
+                return True
+            scheme, _, netloc = origin.partition("://")
+            return scheme in ("http", "https") and netloc == host.strip().lower()
+        return headers.get("sec-fetch-site", "none").lower() not in _CROSS_SITE

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from api.uploads import UPLOAD_DIR, clean_orphans
 from index.store import IndexStore, StoreError
 from rag.answer import AnswerBackend
 from rag.embed.base import Embedder
@@ -187,6 +188,22 @@ class Service:
         self.refresh()
         if self._current is None:
             log.warning("not ready", extra={"detail": self._problem})
+        self.clean_uploads()
+
+    def clean_uploads(self) -> None:
+        """Remove what an upload killed half-way left behind (see ``clean_orphans``),
+        under both write locks, so no upload of this or another server runs meanwhile."""
+        with self._write_lock:
+            try:
+                with self.store.writer(timeout=0):
+                    state = self.store.load()
+                    sources = {d.source for d in state.documents.values()} if state else set()
+                    removed = clean_orphans(self.settings.home / UPLOAD_DIR, sources)
+            except StoreError as exc:  # another writer holds the index: try next start
+                log.info("uploads not cleaned", extra={"detail": str(exc)})
+                return
+        if removed:
+            log.info("removed orphaned uploads", extra={"files": removed})
 
     def close(self) -> None:
         self.backends.close()

@@ -5,7 +5,8 @@ whatever thread it runs. ``answer_events`` runs it on a worker thread and hands 
 event loop a queue of events: ``token`` pieces as they come, then exactly one
 ``answer`` (or ``error``), with ``keepalive`` ticks while nothing happens, so proxies
 and clients do not give up on a slow model. If the client leaves, the worker finishes
-on its own (the backend's deadline bounds it) and its events are dropped.
+on its own (the backend's deadline bounds it) and its events are dropped. An answer
+drafted by an LLM runs on the thread its ``Slot`` reserved (see ``api.llm_pool``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from api.llm_pool import Slot
 from rag.answer import Answer
 
 __all__ = [
@@ -68,7 +70,13 @@ def sse(data: Any, event: str | None = None) -> str:
     return f"{head}data: {payload}\n\n"
 
 
-async def answer_events(ask: AskFn, *, keepalive: float = KEEPALIVE_S) -> AsyncIterator[Event]:
+def answer_events(
+    ask: AskFn, *, slot: Slot | None = None, keepalive: float = KEEPALIVE_S
+) -> AsyncIterator[Event]:
+    """Start ``ask`` on a worker thread now (an LLM thread when given its ``slot``, which
+    is released when the thread ends) and return the iterator of its events. Starting
+    here, not when the response body is first iterated, means a slot can never be
+    reserved for a worker that never runs."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Event] = asyncio.Queue()
 
@@ -86,9 +94,16 @@ async def answer_events(ask: AskFn, *, keepalive: float = KEEPALIVE_S) -> AsyncI
         else:
             put(("answer", answer))
 
-    worker = asyncio.ensure_future(anyio.to_thread.run_sync(work))
+    limiter = slot.limiter if slot is not None else None
+    worker = asyncio.ensure_future(anyio.to_thread.run_sync(work, limiter=limiter))
     _workers.add(worker)
     worker.add_done_callback(_workers.discard)
+    if slot is not None:
+        worker.add_done_callback(lambda _: slot.release())
+    return _drain(queue, keepalive)
+
+
+async def _drain(queue: asyncio.Queue[Event], keepalive: float) -> AsyncIterator[Event]:
     while True:
         try:
             event = await asyncio.wait_for(queue.get(), keepalive)

@@ -31,6 +31,7 @@ __all__ = [
     "UnsupportedType",
     "check_type",
     "clean_filename",
+    "clean_orphans",
     "discard",
     "original_filename",
     "store_upload",
@@ -75,7 +76,11 @@ def clean_filename(raw: str | None) -> str:
     name = PureWindowsPath(PurePosixPath(name).name).name.strip()
     if name in ("", ".", ".."):
         return "upload"
-    return name[:MAX_FILENAME_CHARS]
+    if len(name) > MAX_FILENAME_CHARS:  # shorten the stem: the suffix says the file's type
+        suffix = PurePosixPath(name).suffix
+        suffix = suffix if len(suffix) <= 16 else ""
+        name = name[: MAX_FILENAME_CHARS - len(suffix) - 1] + "…" + suffix
+    return name
 
 
 def check_type(filename: str) -> str:
@@ -122,3 +127,29 @@ def discard(source: str, root: Path) -> None:
         return
     for path in (Path(source), Path(source + SIDECAR_SUFFIX)):
         path.unlink(missing_ok=True)  # unlink removes a link itself, never its target
+
+
+def clean_orphans(root: Path, indexed_sources: set[str]) -> list[str]:
+    """Delete what a killed upload left in ``root``: temporary ``*.tmp`` files, uploaded
+    files the index does not hold, and sidecars whose file is gone. Returns the names
+    removed. Call it only while no upload can run (at start, under the write lock)."""
+    if not root.is_dir() or root.is_symlink():
+        return []
+    indexed = {os.path.abspath(src) for src in indexed_sources}
+    removed: list[str] = []
+    for entry in sorted(root.iterdir()):
+        name = entry.name
+        if name.endswith(".tmp"):
+            orphan = True
+        elif not name.startswith(DOC_ID_PREFIX):
+            continue  # not ours: leave it
+        elif name.endswith(SIDECAR_SUFFIX):
+            orphan = not entry.with_name(name.removesuffix(SIDECAR_SUFFIX)).exists()
+        else:
+            orphan = os.path.abspath(entry) not in indexed
+            if orphan:
+                Path(str(entry) + SIDECAR_SUFFIX).unlink(missing_ok=True)
+        if orphan and (entry.is_file() or entry.is_symlink()):
+            entry.unlink(missing_ok=True)
+            removed.append(name)
+    return removed

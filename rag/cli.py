@@ -17,6 +17,7 @@ from rich.table import Table
 from index.store import StoreError
 from rag.answer import Answer, Turn
 from rag.pipeline import Pipeline, QueryError
+from rag.question import check_question, check_text, shorten
 from rag.retrieve import Filters
 from rag.settings import Settings
 
@@ -68,8 +69,26 @@ def make_settings(home: Path | None = None, **overrides: Any) -> Settings:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print("[bold red]error:[/] ", end="")
+    err.print(message, markup=False, highlight=False)
     return typer.Exit(code)
+
+
+USAGE_ERROR = 2  # the exit code of a bad argument, as click uses for its own
+
+
+def check_args(question: str | None = None, **texts: str | list[str] | None) -> None:
+    """Refuse bad text arguments before any work, with exit code 2: a question the
+    pipeline would refuse (``rag.question``), and text that is not valid Unicode (the
+    OS hands undecodable argv bytes over as lone surrogates, e.g. ``rag ask $'\\xff'``)."""
+    try:
+        if question is not None:
+            check_question(question)
+        for name, value in texts.items():
+            for text in [value] if isinstance(value, str) else value or []:
+                check_text(text, f"--{name.replace('_', '-')}")
+    except ValueError as exc:
+        raise fail(str(exc), USAGE_ERROR) from None
 
 
 # ---------------------------------------------------------------------------- ingest
@@ -140,6 +159,8 @@ def search(
     """Retrieve the passages that best match a query."""
     if (query is None) == (batch is None):
         raise fail("give either a QUERY or --batch FILE")
+    check_args(query, speaker=speaker, date_from=date_from, date_to=date_to, doc=doc,
+               retriever=retriever)  # fmt: skip
     pipeline = Pipeline(make_settings(home))
     filters = _filters(speaker, date_from, date_to, doc)
     try:
@@ -148,8 +169,8 @@ def search(
             def one_search(line: str) -> dict[str, Any]:
                 try:
                     found = pipeline.search(line, k, filters, mode=retriever)
-                except QueryError as exc:
-                    return {"query": line, "results": [], "error": str(exc)}
+                except QueryError as exc:  # echo enough of the line to find it, no more
+                    return {"query": shorten(line), "results": [], "error": str(exc)}
                 return {"query": line, "results": [p.to_dict() for p in found]}
 
             run_batch(batch, one_search)
@@ -226,6 +247,8 @@ def ask(
     """Answer a question from the speeches, every claim cited, or say it is not there."""
     if (question is None) == (batch is None):
         raise fail("give either a QUESTION or --batch FILE")
+    check_args(question, backend=backend, speaker=speaker, date_from=date_from,
+               date_to=date_to, doc=doc)  # fmt: skip
     pipeline = Pipeline(make_settings(home))
     filters = _filters(speaker, date_from, date_to, doc)
     try:
@@ -235,7 +258,7 @@ def ask(
                 try:
                     return pipeline.ask(line, k=k, backend=backend, filters=filters).to_dict()
                 except QueryError as exc:
-                    return {"question": line, "error": str(exc)}
+                    return {"question": shorten(line), "error": str(exc)}
 
             run_batch(batch, one_answer)
             return
@@ -261,6 +284,9 @@ def _read_question(prompt: str) -> str | None:
         line = input(prompt)
     except EOFError:
         return None
+    except UnicodeDecodeError as exc:  # a terminal not sending UTF-8
+        err.print(f"[red]that line is not UTF-8 text ({exc.reason}); type it again[/]")
+        return ""
     if line.strip() != '"""':
         return line
     lines = []
@@ -282,6 +308,7 @@ def chat(
     home: HomeOpt = None,
 ) -> None:
     """An interactive conversation with the speeches."""
+    check_args(backend=backend)
     pipeline = Pipeline(make_settings(home))
     try:
         pipeline.state()
@@ -357,6 +384,7 @@ def remove(
     home: HomeOpt = None,
 ) -> None:
     """Delete documents from the index."""
+    check_args(doc_ids=doc_ids)
     pipeline = Pipeline(make_settings(home))
     try:
         gone = pipeline.remove(doc_ids)

@@ -29,6 +29,7 @@ from rag.clean import assign_doc_ids, load_documents
 from rag.embed import get_embedder
 from rag.embed.base import Embedder
 from rag.followup import resolve_followup
+from rag.question import MAX_QUERY_CHARS, check_question
 from rag.retrieve import Filters, Retriever
 from rag.script import detect_script, to_simplified, to_traditional
 from rag.sentences import sentence_spans
@@ -49,7 +50,6 @@ __all__ = [
 ]
 
 BUNDLED_CORPUS = Path(__file__).parent / "corpus"
-MAX_QUERY_CHARS = 2000
 MAX_TOP_K = 100
 QUERY_CACHE_SIZE = 1024
 
@@ -82,12 +82,12 @@ class IngestReport:
 
 
 def validate_query(query: str, k: int) -> str:
-    if not isinstance(query, str) or not query.strip():
+    if not isinstance(query, str):
         raise QueryError("the question is empty")
-    if len(query) > MAX_QUERY_CHARS:
-        raise QueryError(
-            f"the question is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}"
-        )
+    try:
+        check_question(query)  # the rules the API and the CLI apply too
+    except ValueError as exc:
+        raise QueryError(str(exc)) from None
     if not 1 <= k <= MAX_TOP_K:
         raise QueryError(f"k must be between 1 and {MAX_TOP_K}, got {k}")
     return query.strip()

@@ -96,9 +96,19 @@ class Settings(BaseSettings):
     api_rate_limit: float = 300.0  # requests per minute per key (or client IP); 0 = off
     api_rate_burst: int = 60  # requests allowed at once before the rate applies
     api_cors_origins: str = ""  # comma-separated origins; empty = no CORS headers at all
+    # Host names the server answers to besides loopback ones and api_host (DNS-rebinding
+    # guard): comma-separated, "*" for any (e.g. behind a proxy that checks them).
+    api_allowed_hosts: str = ""
     api_reload_interval: float = 2.0  # seconds between checks for an index written elsewhere
     api_write_lock_wait: float = 30.0  # seconds an upload/delete waits for another writer
     api_max_concurrency: int = 64  # connections served at once (uvicorn answers 503 beyond)
+    # Answers drafted by an LLM at once, on threads of their own (more get 503 llm_busy),
+    # so slow upstreams never hold the threads that serve search and documents.
+    api_llm_concurrency: int = 8
+    # Slow clients: seconds for a request's headers to arrive (from connecting, or from
+    # the previous response) and for its whole body; then 408 or a closed connection.
+    api_header_timeout: float = 10.0
+    api_body_timeout: float = 60.0
     api_log_level: str = "info"
     # end API server
 

@@ -7,7 +7,10 @@ characters with ``delay`` seconds between them, or in one reply when not streami
 
 Modes: ``ok``; ``429`` and ``500`` (error statuses; ``down`` is ``500``); ``slow``
 (silent for longer than the client's read timeout); ``cut`` (a streamed reply whose
-connection drops mid-answer); ``garbage`` (200 with a body that is not JSON).
+connection drops mid-answer); ``garbage`` (200 with a body that is not JSON);
+``keepalive`` (a 200 event stream of nothing but ``: keep-alive`` comments, one every
+``tick`` seconds); ``trickle`` (a 200 event stream of one byte every ``tick`` seconds,
+never a line end). The last two go on for ``STALL_S`` seconds at most.
 """
 
 from __future__ import annotations
@@ -20,10 +23,20 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeLLM", "MODES", "PIECE_DELAY_S", "closed_port", "cited_sentence"]
+__all__ = [
+    "FakeLLM",
+    "MODES",
+    "PIECE_DELAY_S",
+    "STALL_S",
+    "TICK_S",
+    "closed_port",
+    "cited_sentence",
+]
 
-MODES = ("ok", "429", "500", "down", "slow", "cut", "garbage")
+MODES = ("ok", "429", "500", "down", "slow", "cut", "garbage", "keepalive", "trickle")
 SLOW_S = 3.0  # longer than the read timeout the tests configure
+STALL_S = 60.0  # how long keepalive and trickle go on (a client that leaves ends them)
+TICK_S = 0.2  # between keep-alives or trickled bytes: shorter than any read timeout used
 PIECE_DELAY_S = 0.06  # the browser tests' pace: slow enough to see an answer grow
 _FIRST_PASSAGE = re.compile(r"^\[1\] [^\n]*\n(.+?)(?:\n\n|\Z)", re.M | re.S)
 _QUESTION = re.compile(r"问题：(.+)$", re.M)
@@ -92,8 +105,27 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"choices": [{"message": {"content": "too late"}}]})
         elif mode == "garbage":
             self._send(200, b"<html>not json</html>")
+        elif mode in ("keepalive", "trickle"):
+            self._stall(b": keep-alive\n\n" if mode == "keepalive" else b"x")
         else:
             self._answer(request, cut=mode == "cut")
+
+    def _stall(self, unit: bytes) -> None:
+        """A 200 event stream that sends ``unit`` every tick and never an answer."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        ends = time.monotonic() + STALL_S
+        try:
+            while time.monotonic() < ends:
+                self._chunk(unit.decode())
+                time.sleep(self.server.tick)
+        except OSError:  # the client gave up and closed the connection
+            self.close_connection = True
+            return
+        self.wfile.write(b"0\r\n\r\n")
 
     def _answer(self, request: dict[str, Any], *, cut: bool) -> None:
         messages = request.get("messages", [])
@@ -133,6 +165,7 @@ class _Server(ThreadingHTTPServer):
     requests = 0
     piece_chars = 4
     delay = 0.0
+    tick = TICK_S
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients dropping kept-alive connections is normal here
@@ -141,10 +174,11 @@ class _Server(ThreadingHTTPServer):
 class FakeLLM:
     """The upstream, serving on a free loopback port from a daemon thread."""
 
-    def __init__(self, *, piece_chars: int = 4, delay: float = 0.0) -> None:
+    def __init__(self, *, piece_chars: int = 4, delay: float = 0.0, tick: float = TICK_S) -> None:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.piece_chars = piece_chars
         self._server.delay = delay
+        self._server.tick = tick
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 

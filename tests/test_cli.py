@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,6 +67,59 @@ def test_docs_and_remove(home: Path, tmp_path: Path) -> None:
 
 def test_errors_are_clear_and_nonzero(home: Path, tmp_path: Path) -> None:
     assert rag(home, "search")[0] == 1  # neither a query nor --batch
-    assert rag(home, "search", "   ")[0] == 1  # empty query
+    assert rag(home, "search", "   ")[0] == 2  # empty query: a bad argument
     assert rag(tmp_path, "search", "工会")[0] == 1  # no index yet
     assert rag(home, "ingest", str(tmp_path / "missing"))[0] == 1
+
+
+def _invoke(home: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, [*args, "--home", str(home)], env={"RAG_EMBED_MODEL": "hash"})
+    return result.exit_code, result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("ask", "\udcff"),  # what `rag ask $'\xff'` hands over (surrogate-escaped argv)
+        ("search", "工会\udcff"),
+        ("ask", "工会", "--speaker", "\udcff"),
+        ("search", "工会", "--doc", "\udcff"),
+        ("remove", "\udcff"),
+    ],
+)
+def test_undecodable_arguments_are_a_usage_error_without_traceback(
+    home: Path, args: tuple[str, ...]
+) -> None:
+    code, stderr = _invoke(home, *args)
+    assert code == 2
+    assert "not valid Unicode" in stderr and "Traceback" not in stderr
+
+
+def test_undecodable_argv_bytes_from_the_os(tmp_path: Path) -> None:
+    """The real path: the OS hands Python bytes, which it decodes with surrogateescape."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "ask", b"\xff", "--home", str(tmp_path)],
+        capture_output=True,
+        env={**os.environ, "RAG_EMBED_MODEL": "hash", "LC_ALL": "C.UTF-8"},
+        timeout=120,
+    )
+    stderr = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 2, stderr
+    assert "not valid Unicode" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("question", ["？？？", "a", "😀", "\u200b\u200b"])
+def test_questions_without_content_are_refused(home: Path, question: str) -> None:
+    for command in ("ask", "search"):
+        code, stderr = _invoke(home, command, question)
+        assert code == 2 and "no words to search for" in stderr
+
+
+def test_batch_errors_echo_a_short_part_of_the_line(home: Path, tmp_path: Path) -> None:
+    batch = tmp_path / "long.txt"
+    batch.write_text("工" * 200_000 + "\n", encoding="utf-8")
+    for command, key in (("search", "query"), ("ask", "question")):
+        code, out = rag(home, command, "--batch", str(batch), "--json")
+        record = json.loads(out)
+        assert code == 0 and "limit is" in record["error"]
+        assert len(record[key]) <= 80 and record[key].endswith("…")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -19,6 +20,7 @@ from rag.answer.budget import count_tokens, fit_passages, sentence_cuts
 from rag.answer.openai import OpenAIBackend, build_messages, parse_retry_after, render_passage
 from rag.settings import Settings
 from rag.types import Chunk, DocMeta, Passage
+from tests.fake_llm import FakeLLM
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -438,6 +440,60 @@ def test_deadline_bounds_a_slow_stream() -> None:
     with pytest.raises(BackendError, match="deadline"):
         backend_for(server, ft, stream=True, deadline=30.0).generate(make_request())
     assert ft.now - 1000.0 <= 34.0
+
+
+@pytest.mark.parametrize(
+    "unit", [b": keep-alive\n\n", b"\n", b"x"], ids=["comments", "blank-lines", "no-newline"]
+)
+def test_deadline_is_checked_on_every_chunk_not_only_on_events(unit: bytes) -> None:
+    def tick() -> None:
+        ft.now += 2.0
+
+    ft = FakeTime()
+    server = Server(streaming(CutStream([unit] * 100, None, between=tick)))
+    with pytest.raises(BackendError, match="deadline"):
+        backend_for(server, ft, stream=True, deadline=5.0).generate(make_request())
+    assert ft.now - 1000.0 <= 8.0
+
+
+def test_sse_lines_split_across_chunks_and_crlf_are_joined() -> None:
+    body = sse(delta("甲"), delta("乙[1]。"), done=True).replace(b"\n", b"\r\n")
+    pieces = [body[i : i + 3] for i in range(0, len(body), 3)]  # splits "\r" from "\n" too
+    server, ft = Server(streaming(CutStream(pieces, None))), FakeTime()
+    draft = backend_for(server, ft, stream=True).generate(make_request())
+    assert draft.text == "甲乙[1]。"
+
+
+STALL_DEADLINE_S = 2.0
+STALL_MARGIN_S = 5.0  # generous: the bound is the deadline plus scheduling noise
+
+
+@pytest.fixture(scope="module")
+def stalling_upstream() -> Iterator[FakeLLM]:
+    fake = FakeLLM()
+    yield fake
+    fake.close()
+
+
+@pytest.mark.parametrize("mode", ["keepalive", "trickle"])
+def test_a_stalling_upstream_cannot_hold_a_call_past_the_deadline(
+    stalling_upstream: FakeLLM, mode: str
+) -> None:
+    """Real sockets: per-read timeouts never fire (bytes keep coming), the deadline must."""
+    stalling_upstream.mode = mode
+    backend = OpenAIBackend(
+        base_url=stalling_upstream.base_url,
+        read_timeout=60.0,
+        deadline=STALL_DEADLINE_S,
+        max_retries=0,
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(BackendError, match="deadline"):
+            backend.generate(make_request())
+    finally:
+        backend.close()
+    assert time.monotonic() - started < STALL_DEADLINE_S + STALL_MARGIN_S
 
 
 def test_timeouts_sent_to_httpx_are_capped_by_the_deadline() -> None:

@@ -8,10 +8,17 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from api.deps import GENERATION_HEADER, MetricsDep, ServedPipelineDep
+from api.deps import GENERATION_HEADER, LlmPoolDep, MetricsDep, ServedPipelineDep
 from api.errors import documented, exception_body
 from api.schemas import AnswerOut, AskRequest
-from api.streaming import SSE_HEADERS, SSE_KEEPALIVE, answer_events, sse, sse_response_doc
+from api.streaming import (
+    SSE_HEADERS,
+    SSE_KEEPALIVE,
+    Event,
+    answer_events,
+    sse,
+    sse_response_doc,
+)
 from rag.answer import Answer
 
 __all__ = ["router"]
@@ -33,9 +40,12 @@ STREAM_DOC = (
         **documented(413, 422, 503),
     },
     description="Answer from the speeches, every claim cited, or say the speeches do not "
-    "answer it (`refused`). " + STREAM_DOC,
+    "answer it (`refused`). " + STREAM_DOC + " Answers drafted by a language model run "
+    "on their own bounded set of threads; when all are busy the answer is 503 `llm_busy`.",
 )
-def ask(body: AskRequest, pipeline: ServedPipelineDep, metrics: MetricsDep) -> Any:
+async def ask(
+    body: AskRequest, pipeline: ServedPipelineDep, metrics: MetricsDep, pool: LlmPoolDep
+) -> Any:
     filters = body.filters.to_filters() if body.filters else None
     history = [t.to_turn() for t in body.history]
 
@@ -51,14 +61,16 @@ def ask(body: AskRequest, pipeline: ServedPipelineDep, metrics: MetricsDep) -> A
         metrics.observe_answer(answer, "ask")
         return answer
 
+    backend = body.backend or pipeline.settings.backend
     if not body.stream:
-        return run().to_dict()
+        return (await pool.run(backend, run)).to_dict()
+    events = answer_events(run, slot=pool.reserve_for(backend))
     headers = {**SSE_HEADERS, GENERATION_HEADER: pipeline.generation}
-    return StreamingResponse(_events(run), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(_sse(events), media_type="text/event-stream", headers=headers)
 
 
-async def _events(run: Callable[[Callable[[str], None]], Answer]) -> AsyncIterator[str]:
-    async for kind, value in answer_events(run):
+async def _sse(events: AsyncIterator[Event]) -> AsyncIterator[str]:
+    async for kind, value in events:
         if kind == "token":
             yield sse({"text": value}, "token")
         elif kind == "keepalive":

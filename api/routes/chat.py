@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from api.deps import GENERATION_HEADER, MetricsDep, ServedPipelineDep, SettingsDep
+from api.deps import GENERATION_HEADER, LlmPoolDep, MetricsDep, ServedPipelineDep, SettingsDep
 from api.errors import ApiError, documented, exception_body
 from api.routes.models import backend_for_model
 from api.schemas import (
@@ -129,11 +129,12 @@ def _extras(answer: Answer) -> dict[str, Any]:
         **documented(404, 413, 422, 503),
     },
 )
-def chat_completions(
+async def chat_completions(
     body: ChatCompletionRequest,
     pipeline: ServedPipelineDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    pool: LlmPoolDep,
 ) -> Any:
     backend = backend_for_model(body.model, settings)
     question, history = split_messages(body.messages)
@@ -147,7 +148,7 @@ def chat_completions(
         return answer
 
     if not body.stream:
-        answer = run()
+        answer = await pool.run(backend, run)
         content = answer.answer + format_sources(answer, language)
         return {
             "id": completion_id,
@@ -164,6 +165,8 @@ def chat_completions(
             "usage": _usage(body.messages, content),
         }
 
+    answers = answer_events(run, slot=pool.reserve_for(backend))
+
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         return sse(
             {
@@ -178,7 +181,7 @@ def chat_completions(
 
     async def events() -> AsyncIterator[str]:
         yield chunk({"role": "assistant", "content": ""})
-        async for kind, value in answer_events(run):
+        async for kind, value in answers:
             if kind == "keepalive":
                 yield SSE_KEEPALIVE
             elif kind == "answer":

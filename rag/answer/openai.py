@@ -10,9 +10,14 @@ Retries are bounded, use full-jitter exponential backoff and honour ``Retry-Afte
 but only happen before any answer text has been delivered: once tokens have reached
 the caller a retry would show them a second, different answer.
 
-The overall deadline is checked before each attempt, before each sleep and between
-received chunks, and every network wait is capped by the time remaining when the
-attempt began; so even a server that trickles bytes cannot hold a call much past it.
+The overall deadline is a wall-clock bound on the whole call, whatever the server
+sends. It is checked before each attempt, before each sleep and on every chunk of
+bytes received (SSE comments and partial lines included), every network wait is
+capped by the time remaining when the attempt began, and a watchdog timer shuts the
+connection down when the deadline passes, so a read blocked on a server that sends
+nothing, or one byte at a time, returns at once. The SSE lines are split here rather
+than with ``httpx-sse``: that library only hands over complete events, so a stream of
+keep-alive comments would never give control back to check the deadline.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import json
 import logging
 import random
 import re
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -44,6 +51,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024  # a chat reply is kilobytes; refuse to buffer 
 MAX_ERROR_CHARS = 300  # how much of a server's error text goes into BackendError
 HISTORY_TURN_CHARS = 300  # each earlier turn is cut to this many characters
 _MARKER = re.compile(r"\[\d+\]")
+_NEWLINE = re.compile(r"\r\n|\r|\n")  # SSE accepts all three line ends
 
 
 class _RejectsStreamOptions(Exception):
@@ -56,6 +64,66 @@ class _Retryable(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class _Watchdog:
+    """Shuts an attempt's connection down when the deadline passes.
+
+    A socket ``close()`` from another thread does not wake a thread blocked in
+    ``recv``; ``shutdown()`` does (the read returns end-of-file at once). The socket is
+    known from the ``connect_tcp`` trace event for a new connection, and from the
+    response's ``network_stream`` once its headers have arrived.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._lock = threading.Lock()
+        self._streams: list[Any] = []
+        self._responses: list[httpx.Response] = []
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpx's ``trace`` extension: remember the stream of a new connection."""
+        if event == "connection.connect_tcp.complete" and info.get("return_value") is not None:
+            self._watch(stream=info["return_value"])
+
+    def watch(self, response: httpx.Response) -> None:
+        self._watch(stream=response.extensions.get("network_stream"), response=response)
+
+    def _watch(self, *, stream: Any = None, response: httpx.Response | None = None) -> None:
+        with self._lock:
+            if stream is not None:
+                self._streams.append(stream)
+            if response is not None:
+                self._responses.append(response)
+            fired = self.fired
+        if fired:  # the deadline passed while connecting: cut at once
+            self._fire()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            streams, responses = list(self._streams), list(self._responses)
+        for stream in streams:
+            try:
+                sock = stream.get_extra_info("socket")
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except (OSError, AttributeError):
+                pass  # already closed
+        for response in responses:
+            try:
+                response.close()
+            except Exception:  # closing from another thread may race the reader
+                pass
 
 
 # --------------------------------------------------------------------------- prompt
@@ -331,14 +399,20 @@ class OpenAIBackend(AnswerBackend):
         if payload["stream"] and self.stream_usage:
             body["stream_options"] = {"include_usage": True}
         delivered = [False]  # whether any answer text reached on_token
+        watchdog = _Watchdog(deadline - self._clock())
         try:
-            with self._client.stream(
-                "POST",
-                self.url,
-                json=body,
-                headers=self._headers(),
-                timeout=self._timeout(deadline),
-            ) as response:
+            with (
+                watchdog,
+                self._client.stream(
+                    "POST",
+                    self.url,
+                    json=body,
+                    headers=self._headers(),
+                    timeout=self._timeout(deadline),
+                    extensions={"trace": watchdog.trace},
+                ) as response,
+            ):
+                watchdog.watch(response)
                 if response.status_code != 200:
                     self._raise_for_status(response, deadline, "stream_options" in body)
                 ctype = response.headers.get("content-type", "")
@@ -352,14 +426,22 @@ class OpenAIBackend(AnswerBackend):
                     if on_token is not None and text:
                         delivered[0] = True
                         on_token(text)
-        except httpx.TimeoutException as exc:
-            if delivered[0]:
-                raise BackendError(f"stream cut: timed out mid-answer ({exc!r})") from exc
-            raise _Retryable(f"timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            if delivered[0]:
-                raise BackendError(f"stream cut: {type(exc).__name__}: {exc}") from exc
-            raise _Retryable(f"{type(exc).__name__}: {exc or 'connection failed'}") from exc
+        except Exception as exc:
+            if watchdog.fired:  # whatever the cut connection raised, the deadline cut it
+                raise BackendError(
+                    f"deadline of {self.deadline:g}s exceeded before the server finished its answer"
+                ) from exc
+            if isinstance(exc, httpx.TimeoutException):
+                if delivered[0]:
+                    raise BackendError(f"stream cut: timed out mid-answer ({exc!r})") from exc
+                raise _Retryable(f"timed out ({type(exc).__name__})") from exc
+            if isinstance(exc, httpx.TransportError):
+                if delivered[0]:
+                    raise BackendError(f"stream cut: {type(exc).__name__}: {exc}") from exc
+                raise _Retryable(f"{type(exc).__name__}: {exc or 'connection failed'}") from exc
+            raise
+        if watchdog.fired:  # a cut read can look like an ordinary end of the body
+            raise BackendError(f"deadline of {self.deadline:g}s exceeded while reading the answer")
         if not usage:
             usage = self._estimate_usage(payload["messages"], text)
         return text, usage, model or self.model
@@ -435,6 +517,23 @@ class OpenAIBackend(AnswerBackend):
         if data:
             yield "\n".join(data)
 
+    def _lines(self, response: httpx.Response, deadline: float) -> Iterator[str]:
+        """The body's lines, checking the deadline on every chunk received (so keep-alive
+        comments and a trickle of bytes without a line end count against it too)."""
+        buf = ""
+        for text in response.iter_text():
+            self._check_deadline(deadline)
+            buf += text
+            # a trailing "\r" may be the first half of "\r\n": keep it for the next chunk
+            cut = len(buf) - 1 if buf.endswith("\r") else len(buf)
+            *complete, rest = _NEWLINE.split(buf[:cut])
+            buf = rest + buf[cut:]
+            if len(buf) > MAX_BODY_BYTES:
+                raise BackendError(f"a stream line longer than {MAX_BODY_BYTES} characters")
+            yield from complete
+        if buf:
+            yield buf.removesuffix("\r")
+
     def _read_stream(
         self,
         response: httpx.Response,
@@ -446,7 +545,7 @@ class OpenAIBackend(AnswerBackend):
         usage: dict[str, Any] = {}
         model = ""
         finished = False  # a choice reported its finish_reason
-        for event in self._events(response.iter_lines()):
+        for event in self._events(self._lines(response, deadline)):
             self._check_deadline(deadline)
             if event.strip() == "[DONE]":
                 return pieces, usage, model

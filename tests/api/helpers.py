@@ -36,6 +36,7 @@ TEST_DEFAULTS: dict[str, Any] = {
     "api_rate_limit": 0,
     "api_keys": "",
     "api_cors_origins": "",
+    "api_allowed_hosts": "testserver",  # the Host name TestClient sends
     "backend": "extractive",
     "llm_base_url": "http://127.0.0.1:9/v1",
     "llm_max_retries": 0,

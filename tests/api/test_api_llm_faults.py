@@ -93,7 +93,7 @@ def test_a_working_upstream_answers_with_its_cited_draft(
             assert answer["backend"] == "openai"
 
 
-@pytest.mark.parametrize("mode", ["429", "500", "slow", "cut", "garbage"])
+@pytest.mark.parametrize("mode", ["429", "500", "slow", "cut", "garbage", "keepalive", "trickle"])
 def test_upstream_faults_degrade_to_extractive(
     llm_client: TestClient, upstream: FakeLLM, mode: str
 ) -> None:

@@ -33,6 +33,7 @@ def _settings(home: Path, keys: str = "") -> Settings:
         api_rate_limit=0,
         api_reload_interval=0,
         api_cors_origins="",
+        api_allowed_hosts="testserver",  # the Host name TestClient sends
     )
 
 
