@@ -13,6 +13,7 @@ find it gone.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import json
 import os
 import socket
@@ -158,6 +159,11 @@ class LocalServer:
     def _start(self) -> ServerRecord:
         if not self.model.is_file():
             raise ServerError(f"no model at {self.model}: run `rag llm install` first")
+        if importlib.util.find_spec(self.module.partition(".")[0]) is None:
+            raise ServerError(
+                f"{self.module} is not installed: pip install 'qunti-rag[llm]' "
+                "(llama-cpp-python builds from source; set CMAKE_ARGS=-DGGML_NATIVE=OFF)"
+            )
         port = free_port()
         with self.log_path.open("ab") as log:
             process = subprocess.Popen(
