@@ -194,3 +194,15 @@ def test_english_questions_are_translated_for_retrieval(
     assert broken.search_query("What?", "en") == "What?"  # failure: keep the question
     for b in (backend, off, broken):
         b.close()
+
+
+def test_the_api_and_the_cli_accept_the_local_backend(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from api.schemas import check_backend
+    from rag.cli import app
+
+    assert check_backend("local") == "local"
+    result = CliRunner().invoke(app, ["llm", "status", "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "missing: rag llm install" in result.output and "not running" in result.output
