@@ -206,3 +206,36 @@ def test_the_api_and_the_cli_accept_the_local_backend(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["llm", "status", "--home", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "missing: rag llm install" in result.output and "not running" in result.output
+
+
+def test_the_pipeline_retrieves_with_the_backends_search_query(tmp_path: Path) -> None:
+    """A backend's rewritten query (the local one's translation) is what gets searched."""
+    from rag.answer.base import AnswerBackend
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    class Translating(AnswerBackend):
+        name = "translating"
+
+        def __init__(self, inner: AnswerBackend) -> None:
+            self.inner = inner
+            self.seen: list[tuple[str, str]] = []
+
+        def search_query(self, query: str, language: str) -> str:
+            self.seen.append((query, language))
+            return "商丘侨联开展的品牌活动叫什么？"
+
+        def generate(self, request: AnswerRequest, on_token: object = None) -> object:  # type: ignore[override]
+            return self.inner.generate(request)
+
+    pipeline = Pipeline(Settings(home=tmp_path, embed_model="hash"))
+    pipeline.ingest()
+    backend = Translating(pipeline.backend("extractive"))
+    pipeline._backends["translating"] = backend
+    answer = pipeline.ask("What brand activity did the Shangqiu overseas Chinese federation run?",
+                          backend="translating")  # fmt: skip
+    assert backend.seen == [
+        ("What brand activity did the Shangqiu overseas Chinese federation run?", "en")
+    ]
+    assert answer.search_query == "商丘侨联开展的品牌活动叫什么？"
+    assert any("根在商丘" in p.chunk.text for p in answer.passages)
