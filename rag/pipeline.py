@@ -463,11 +463,11 @@ class Pipeline:
         k = self.settings.top_k if k is None else k
         question = validate_query(question, k)
         lang = question_language(question)
-        search_query = resolve_followup(question, history)
+        chosen = self.backend(backend)
         t0 = time.perf_counter()
+        search_query = chosen.search_query(resolve_followup(question, history), lang)
         passages = self.retriever().search(search_query, k, filters)
         t1 = time.perf_counter()
-        chosen = self.backend(backend)
         request = AnswerRequest(
             question, passages, tuple(history), lang, search_query, corpus=self.speeches()
         )

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     ann: str = "flat"  # flat | hnsw
 
     # Answering
-    backend: str = "extractive"  # extractive | openai
+    backend: str = "extractive"  # extractive | openai | local
 
     # Where built models live (default: <home>/models). Evaluation runs in temporary
     # homes point this at the user's models so the model is built once.
@@ -82,6 +82,20 @@ class Settings(BaseSettings):
     llm_context_tokens: int = 3000  # prompt budget (system + passages + history + question)
     llm_history_turns: int = 6  # earlier conversation turns shown to the model
     # end LLM backend
+
+    # Local LLM backend (`--backend local`): llama.cpp's server on loopback, started and
+    # stopped by rag itself, serving a GGUF installed by `rag llm install`.
+    local_model: str = ""  # "1.5b" | "0.5b" | a .gguf path; empty = the last one installed
+    llm_threads: int = 2  # llama.cpp threads for prompt processing and generation
+    llm_ctx: int = 4096  # the server's context window (tokens)
+    # Passage budget (cl100k tokens) of the local prompt: at ~35–40 prompt tokens/s on two
+    # cores, 1,200 tokens keep the wait before the first word near half a minute.
+    local_passage_tokens: int = 1200
+    local_max_tokens: int = 384  # answer length cap
+    local_deadline: float = 300.0  # seconds for one answer, CPU generation included
+    local_startup_timeout: float = 120.0  # seconds for the server to load the model
+    local_translate_questions: bool = True  # English questions searched in Chinese
+    # end local LLM backend
 
     # API server (api/, `rag serve`). Limits are per request unless said otherwise.
     api_host: str = "127.0.0.1"  # any other address requires api_keys

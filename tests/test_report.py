@@ -82,7 +82,7 @@ def test_write_report_writes_four_files(tmp_path: Path, questions: list[Question
     assert set(saved["by_kind"]) == {"factoid", "list", "unanswerable"}
     for summary in saved["by_kind"].values():
         assert set(summary) == set(SUMMARY_KEYS)
-    assert set(saved["overall"]["latency_ms"]) == {"retrieve", "answer", "total"}
+    assert set(saved["overall"]["latency_ms"]) == {"retrieve", "first_token", "answer", "total"}
     assert saved["by_kind"]["unanswerable"]["hit@1"] is None
 
     lines = paths["questions"].read_text(encoding="utf-8").splitlines()

@@ -30,4 +30,5 @@ __all__ = [
 BACKENDS: dict[str, str] = {
     "extractive": "rag.answer.extractive:ExtractiveBackend",
     "openai": "rag.answer.openai:OpenAIBackend",
+    "local": "rag.answer.local:LocalBackend",  # llama.cpp server managed by rag (rag.llm)
 }

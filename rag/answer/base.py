@@ -77,6 +77,12 @@ class AnswerBackend(ABC):
     def generate(self, request: AnswerRequest, on_token: TokenCallback | None = None) -> Draft:
         """Answer from ``request.passages`` only; raise BackendError on failure."""
 
+    def search_query(self, query: str, language: str) -> str:
+        """The text to retrieve passages with for ``query`` (asked in ``language``); a
+        backend may rewrite it (the local one translates English questions). It must
+        not raise: on failure it returns ``query``."""
+        return query
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default has none."""
 

@@ -156,23 +156,31 @@ def _history_block(request: AnswerRequest, max_turns: int) -> str:
 
 
 def build_messages(
-    request: AnswerRequest, *, context_tokens: int, history_turns: int = 6
+    request: AnswerRequest,
+    *,
+    context_tokens: int,
+    history_turns: int = 6,
+    system_template: str = "system_zh",
+    passage_tokens: int | None = None,
 ) -> list[dict[str, str]]:
     """The system and user messages for ``request``.
 
     ``context_tokens`` bounds the two messages together: passages get what the system
-    prompt, the conversation and the question leave over. Raises ``BackendError`` when
-    not even the first sentence of the top passage fits.
+    prompt, the conversation and the question leave over, and at most ``passage_tokens``
+    when given. Raises ``BackendError`` when not even the first sentence of the top
+    passage fits.
     """
     language = request.language if request.language in prompts.LANGUAGES else "zh-hans"
     system = prompts.render(
-        "system_zh",
+        system_template,
         refusal=prompts.refusal_for(language),
         language_rule=prompts.render(f"language_{language}"),
     )
     history = _history_block(request, history_turns)
     skeleton = prompts.render("user", passages="", history=history, question=request.question)
     room = context_tokens - count_tokens(system) - count_tokens(skeleton)
+    if passage_tokens is not None:
+        room = min(room, passage_tokens)
     blocks = fit_passages(request.passages, budget_tokens=room, render_one=render_passage)
     if request.passages and not blocks:
         raise BackendError(
@@ -232,6 +240,11 @@ class OpenAIBackend(AnswerBackend):
     """Drafts cited answers with a chat-completions model; see the module docstring."""
 
     name = "openai"
+    # Hooks for subclasses (the local backend): the system prompt, a cap on the passages'
+    # share of the prompt, and extra request fields.
+    system_template = "system_zh"
+    passage_tokens: int | None = None
+    extra_body: dict[str, Any] = {}  # never mutated: subclasses assign their own
 
     def __init__(
         self,
@@ -314,9 +327,14 @@ class OpenAIBackend(AnswerBackend):
             return Draft(text=prompts.refusal_for(request.language), refused=True, model=self.model)
         try:
             messages = build_messages(
-                request, context_tokens=self.context_tokens, history_turns=self.history_turns
+                request,
+                context_tokens=self.context_tokens,
+                history_turns=self.history_turns,
+                system_template=self.system_template,
+                passage_tokens=self.passage_tokens,
             )
             payload: dict[str, Any] = {
+                **self.extra_body,
                 "model": self.model,
                 "messages": messages,
                 "temperature": self.temperature

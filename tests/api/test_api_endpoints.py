@@ -333,6 +333,7 @@ def test_models_lists_one_id_per_backend(client: TestClient) -> None:
         "qunti-rag",
         "qunti-rag-extractive",
         "qunti-rag-openai",
+        "qunti-rag-local",
     }
 
 
