@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from rag.lists import expected_count
 from rag.script import normalize_for_match, to_simplified
 
 __all__ = [
@@ -69,17 +68,8 @@ def asks_header(question: str) -> bool:
     return bool(_HEADER.search(_s(question)))
 
 
-_ASKS = re.compile(r"什么|哪|几|各是|如何|怎样|what|which|how", re.I)
-
-
 def asks_list(question: str) -> bool:
-    """A list is wanted: the question says so (“哪些”, “分别”), or it counts what it
-    asks for (“四点意见各是什么”, “哪“三句话””)."""
-    q = _s(question)
-    if _LIST.search(q):
-        return True
-    count = expected_count(question)
-    return count is not None and count >= 2 and bool(_ASKS.search(q))
+    return bool(_LIST.search(_s(question)))
 
 
 def asks_cross_doc(question: str) -> bool:

@@ -34,7 +34,6 @@ from rag.retrieve import Filters, Retriever
 from rag.script import detect_script, to_simplified, to_traditional
 from rag.sentences import sentence_spans
 from rag.settings import Settings
-from rag.speeches import IndexedSpeeches
 from rag.types import Chunk, Document, Passage, SkippedFile
 
 __all__ = [
@@ -121,7 +120,6 @@ class Pipeline:
         self._backends: dict[str, AnswerBackend] = {}
         self._df: tuple[str, Counter[str], list[str], dict[str, int]] | None = None
         self._sentences: tuple[str, dict[str, int]] | None = None
-        self._speeches: IndexedSpeeches | None = None
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -421,13 +419,6 @@ class Pipeline:
         vecs = np.vstack([sv[table[t]] if t in table else fresh[t] for t in texts])
         return vecs @ q
 
-    def speeches(self) -> IndexedSpeeches:
-        """The current generation's speeches, for backends that read past the passages."""
-        state = self.state()
-        if self._speeches is None or self._speeches.state is not state:
-            self._speeches = IndexedSpeeches(state)
-        return self._speeches
-
     def backend(self, name: str | None = None) -> AnswerBackend:
         name = name or self.settings.backend
         if name not in self._backends:
@@ -468,9 +459,7 @@ class Pipeline:
         search_query = chosen.search_query(resolve_followup(question, history), lang)
         passages = self.retriever().search(search_query, k, filters)
         t1 = time.perf_counter()
-        request = AnswerRequest(
-            question, passages, tuple(history), lang, search_query, corpus=self.speeches()
-        )
+        request = AnswerRequest(question, passages, tuple(history), lang, search_query)
         degraded, notice = False, ""
         try:
             draft = chosen.generate(request, on_token if chosen.streams else None)
@@ -478,7 +467,6 @@ class Pipeline:
             degraded = True
             notice = f"the {chosen.name} backend failed ({exc}); answered extractively instead"
             draft = self.backend("extractive").generate(request)
-        passages = [*passages, *draft.extra_passages]
         verified = verify(draft.text, passages, embed_pair=self.embed_pair)
         refused = draft.refused or not verified.citations
         t2 = time.perf_counter()

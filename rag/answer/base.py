@@ -7,9 +7,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from rag.types import Chunk, Document, Passage
+from rag.types import Passage
 
 __all__ = [
     "AnswerBackend",
@@ -17,7 +17,6 @@ __all__ = [
     "Answer",
     "BackendError",
     "Citation",
-    "CorpusView",
     "Draft",
     "Turn",
     "TokenCallback",
@@ -36,15 +35,6 @@ class Turn:
     content: str
 
 
-class CorpusView(Protocol):
-    """What a backend may read beyond the retrieved passages: the whole text of a
-    speech, and the indexed chunk that holds a span of it (to cite it as a passage)."""
-
-    def document(self, doc_id: str) -> Document | None: ...
-
-    def chunk_covering(self, doc_id: str, start: int, end: int) -> Chunk | None: ...
-
-
 @dataclass
 class AnswerRequest:
     question: str  # as the user typed it
@@ -54,7 +44,6 @@ class AnswerRequest:
     search_query: str = ""  # the standalone question used for retrieval (follow-ups resolved)
     max_tokens: int | None = None
     temperature: float | None = None
-    corpus: CorpusView | None = None  # the indexed speeches, for answers that read on
 
 
 @dataclass
@@ -65,8 +54,6 @@ class Draft:
     refused: bool = False  # the backend itself said the passages do not answer
     usage: dict[str, Any] = field(default_factory=dict)
     model: str = ""
-    # passages the draft cites beyond the request's, numbered after them (n + 1, …)
-    extra_passages: list[Passage] = field(default_factory=list)
 
 
 class AnswerBackend(ABC):

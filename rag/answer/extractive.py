@@ -22,10 +22,9 @@ import numpy as np
 
 from rag.answer.base import AnswerBackend, AnswerRequest, Draft, TokenCallback
 from rag.intent import asks_across, asks_date, asks_list, asks_meeting, asks_person
-from rag.lists import expected_count, find_enumeration, inline_count
 from rag.script import to_simplified
-from rag.sentences import insert_markers, sentence_spans
-from rag.types import Chunk, Passage
+from rag.sentences import ENUM_START, enum_item, insert_markers, is_lead_in, sentence_spans
+from rag.types import Passage
 
 __all__ = ["ExtractiveBackend", "REFUSAL", "question_terms", "question_bigrams", "Candidate"]
 
@@ -74,10 +73,11 @@ KEEP_MARGIN = 0.02  # further sentences must come this close to the best: near-t
 CROSS_DOC_KEEP = 0.6  # a speech's best sentence must reach this share of the best overall
 MAX_SPEECHES = 5
 MAX_SENTENCES = 3
+MAX_LIST_ITEMS = 8
+LOOKAHEAD = 3  # sentences after a lead-in in which a list may start
+MAX_ITEM_GAP = 3  # follow-on sentences allowed between two items of one list
 RANK_PRIOR = 0.06
 INTENT_BOOST = 0.35
-LIST_ANCHORS = 4  # best sentences tried as the anchor of a list's answer
-LIST_ANCHOR_FLOOR = 0.6  # ... while they score at least this share of the best
 
 TermWeight = Callable[[str], float]
 EmbedPair = Callable[[str, Sequence[str]], "np.ndarray"]
@@ -254,6 +254,41 @@ class ExtractiveBackend(AnswerBackend):
         )
 
     # -- composing ---------------------------------------------------------------
+    def _enumeration(self, best: Candidate, passage: Passage) -> list[tuple[int, int]]:
+        """The items of the enumeration ``best`` opens, belongs to, or leads into."""
+        text = passage.chunk.text
+        spans = sentence_spans(text)
+        idx = next((i for i, sp in enumerate(spans) if sp == (best.start, best.end)), None)
+        if idx is None:
+            return []
+        is_item = [bool(ENUM_START.match(text[s:e])) for s, e in spans]
+        ahead = [j for j in range(idx + 1, min(idx + 1 + LOOKAHEAD, len(spans))) if is_item[j]]
+        if not is_item[idx] and ahead and _leads_into(text, spans, idx, ahead[0]):
+            first = ahead[0]  # the best sentence leads into a list (“…也是两条。一是…”)
+        elif is_item[idx]:
+            first, gap = idx, 0
+            for j in range(idx - 1, -1, -1):  # back to the first item of this run
+                if is_item[j]:
+                    first, gap = j, 0
+                else:
+                    gap += 1
+                    if gap > MAX_ITEM_GAP:
+                        break
+        else:
+            return []
+        items, gap = [first], 0
+        for j in range(first + 1, len(spans)):  # forward, over each item's follow-on sentences
+            if len(items) >= MAX_LIST_ITEMS:
+                break
+            if is_item[j]:
+                items.append(j)
+                gap = 0
+            else:
+                gap += 1
+                if gap > MAX_ITEM_GAP:
+                    break
+        return [spans[i] for i in items] if len(items) >= 2 else []
+
     def _per_speech(
         self, cands: Sequence[Candidate], passages: Sequence[Passage]
     ) -> list[tuple[int, int, int]]:
@@ -282,9 +317,9 @@ class ExtractiveBackend(AnswerBackend):
         chosen: list[tuple[int, int, int]] = []  # (passage_no, start, end)
         if asks_across(question, (p.meta.speaker for p in request.passages)):
             chosen = self._per_speech(cands, request.passages)
-        passages = list(request.passages)
         if not chosen and asks_list(question):
-            chosen = self._list_items(question, cands, request, passages)
+            items = self._enumeration(best, request.passages[best.passage_no - 1])
+            chosen = [(best.passage_no, s, e) for s, e in items]
         if not chosen:
             chosen = [(best.passage_no, best.start, best.end)]
             for c in cands[1:]:
@@ -292,58 +327,21 @@ class ExtractiveBackend(AnswerBackend):
                     break
                 if c.intent < best.intent:
                     continue  # the best sentence holds the date (meeting) asked for; this one not
-                if not _overlaps(passages, chosen, (c.passage_no, c.start, c.end)):
+                if not _overlaps(chosen, c):
                     chosen.append((c.passage_no, c.start, c.end))
-        if not (asks_list(question) and len(chosen) > 1):
-            chosen.sort(key=lambda t: (t[0] != best.passage_no, t[0], t[1]))
+        chosen.sort(key=lambda t: (t[0] != best.passage_no, t[0], t[1]))
         lines: list[str] = []
         if lang == "en":
             lines.append(LEAD_IN_EN)
         current_doc = None
         for no, s, e in chosen:
-            passage = passages[no - 1]
+            passage = request.passages[no - 1]
             if passage.chunk.doc_id != current_doc:  # say whose words follow
                 current_doc = passage.chunk.doc_id
                 lines.append(_attribution(passage, lang))
             lines.append(insert_markers(passage.chunk.text[s:e], f"[{no}]"))
         body = "\n".join(lines)
-        return Draft(text=body, model=self.name, extra_passages=passages[len(request.passages) :])
-
-    def _list_items(
-        self,
-        question: str,
-        cands: Sequence[Candidate],
-        request: AnswerRequest,
-        passages: list[Passage],
-    ) -> list[tuple[int, int, int]]:
-        """Every item of the list the best sentences belong to or announce, read on
-        through the whole speech; a list as long as the question asks for wins. Items
-        outside the retrieved passages are cited through the chunks that hold them,
-        appended to ``passages``."""
-        want = expected_count(question)
-        found: tuple[Passage, tuple[tuple[int, int], ...], int] | None = None
-        floor = LIST_ANCHOR_FLOOR * cands[0].score
-        for c in cands[:LIST_ANCHORS]:
-            if c.score < floor:
-                break
-            if want is not None and inline_count(c.text) == want:
-                return [(c.passage_no, c.start, c.end)]  # the sentence lists them itself
-            p = request.passages[c.passage_no - 1]
-            doc = request.corpus.document(p.chunk.doc_id) if request.corpus else None
-            text, base = (doc.text, p.chunk.start) if doc is not None else (p.chunk.text, 0)
-            enum = find_enumeration(text, (base + c.start, base + c.end), want)
-            if enum is None:
-                continue
-            spans = tuple((s - base, e - base) for s, e in enum.items)
-            if want is None or len(enum) == want:
-                found = (p, spans, c.passage_no)
-                break
-            if found is None:
-                found = (p, spans, c.passage_no)
-        if found is None:
-            return []
-        p, spans, no = found
-        return [_cite(no, s, e, passages, request) for s, e in spans]
+        return Draft(text=body, model=self.name)
 
     def generate(self, request: AnswerRequest, on_token: TokenCallback | None = None) -> Draft:
         draft = self.compose(request)
@@ -361,46 +359,20 @@ def _attribution(passage: Passage, lang: str) -> str:
     return f"《{title}》" + (f"（{who}）" if who else "") + "："
 
 
-def _overlaps(
-    passages: Sequence[Passage], chosen: list[tuple[int, int, int]], new: tuple[int, int, int]
-) -> bool:
-    """Whether the span ``new`` (passage number, offsets in its text) covers text that
-    a chosen span already quotes — in the same passage, or in an overlapping one."""
-    doc, a, b = _in_document(passages, new)
-    for item in chosen:
-        d, s, e = _in_document(passages, item)
-        if d == doc and s < b and a < e:
-            return True
-    return False
+def _leads_into(text: str, spans: Sequence[tuple[int, int]], idx: int, first: int) -> bool:
+    """Whether sentence ``idx`` announces the list starting at sentence ``first``: the
+    list starts right after it with its first item (“…提供保障。一是…”), or it is a
+    lead-in itself (“提出三点要求：”), or only lead-ins stand between (“…。他要求，”)."""
+    between = [is_lead_in(text[s:e]) for s, e in spans[idx + 1 : first]]
+    if between:
+        return all(between)
+    item = enum_item(text[spans[first][0] : spans[first][1]])
+    s, e = spans[idx]
+    return (item is not None and item[1] == 1) or is_lead_in(text[s:e])
 
 
-def _in_document(passages: Sequence[Passage], span: tuple[int, int, int]) -> tuple[str, int, int]:
-    no, s, e = span
-    chunk = passages[no - 1].chunk
-    return chunk.doc_id, chunk.start + s, chunk.start + e
-
-
-def _cite(
-    no: int, s: int, e: int, passages: list[Passage], request: AnswerRequest
-) -> tuple[int, int, int]:
-    """``(passage number, start, end)`` for a span given relative to passage ``no``:
-    that passage when it holds the span, else another that does, else the indexed chunk
-    that holds it, appended to ``passages``."""
-    origin = passages[no - 1].chunk
-    if 0 <= s and e <= len(origin.text):
-        return no, s, e
-    doc_id, a, b = origin.doc_id, origin.start + s, origin.start + e
-    for i, p in enumerate(passages, start=1):
-        if p.chunk.doc_id == doc_id and p.chunk.start <= a and b <= p.chunk.end:
-            return i, a - p.chunk.start, b - p.chunk.start
-    chunk = request.corpus.chunk_covering(doc_id, a, b) if request.corpus else None
-    if chunk is None:
-        doc = request.corpus.document(doc_id) if request.corpus else None
-        assert doc is not None, "a span outside its passage needs the corpus"
-        chunk = Chunk(f"{doc_id}@{a}", doc_id, a, b, doc.text[a:b], origin.section)
-    meta = passages[no - 1].meta
-    passages.append(Passage(chunk=chunk, meta=meta, score=0.0, rank=len(passages) + 1))
-    return len(passages), a - chunk.start, b - chunk.start
+def _overlaps(chosen: list[tuple[int, int, int]], c: Candidate) -> bool:
+    return any(no == c.passage_no and s < c.end and c.start < e for no, s, e in chosen)
 
 
 def idf_weights(doc_freq: Callable[[str], int], n_docs: Callable[[], int]) -> TermWeight:
