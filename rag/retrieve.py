@@ -184,7 +184,7 @@ class Retriever:
         if not self.state.chunks or k <= 0:
             return []
         allowed = self.allowed_rows(filters)
-        depth = max(self.candidates, k)
+        depth = max(self.candidates, 2 * k)  # continued passages swallow candidates
         if self.mode == "dense":
             fused = self.dense(query, depth, allowed)
         elif self.mode == "bm25":

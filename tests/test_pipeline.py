@@ -245,3 +245,11 @@ def test_the_same_speeches_from_another_checkout_are_not_duplicated(tmp_path: Pa
     report = pipeline.ingest([tmp_path / "two"])
     assert len(report.unchanged) == 5 and not report.changed
     assert set(pipeline.state().documents) == {p.stem for p in BUNDLED_CORPUS.glob("*.txt")}
+
+
+def test_large_k_returns_k_passages(built: Pipeline) -> None:
+    # passages continued over a list swallow later candidates; the candidate depth
+    # must leave enough behind them for k results
+    assert len(built.state().chunks) > 120
+    for query in ("群团组织的灵魂是什么？", "他要求各级党委做好哪几项工作？"):
+        assert len(built.search(query, 100)) == 100
