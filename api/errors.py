@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.schemas import ErrorBody, error_body
 from api.service import NotReady
@@ -76,6 +77,34 @@ class ApiError(StarletteHTTPException):
         super().__init__(status_code=status_code, detail=message, headers=headers)
         self.code = code
         self.param = param
+
+
+async def run_with_body_reader(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    reader: Receive,
+    failure: type[StarletteHTTPException],
+) -> None:
+    """Run ``app`` reading its body through ``reader``; when ``reader`` raises
+    ``failure`` before a response has started, answer with that error (status, detail,
+    headers) instead. Once the response is under way the error propagates."""
+    started = False
+
+    async def watch(message: Message) -> None:
+        nonlocal started
+        if message["type"] == "http.response.start":
+            started = True
+        await send(message)
+
+    try:
+        await app(scope, reader, watch)
+    except failure as exc:
+        if started:
+            raise
+        response = error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+        await response(scope, receive, send)
 
 
 def error_response(

@@ -29,7 +29,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_response
+from api.errors import error_response, run_with_body_reader
 
 __all__ = [
     "OPEN_PATHS",
@@ -240,7 +240,6 @@ class BodyLimitMiddleware:
                 )
                 return
         seen = 0
-        response_started = False
 
         async def counted() -> Message:
             nonlocal seen
@@ -251,18 +250,7 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge(limit)
             return message
 
-        async def watch(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted, watch)
-        except BodyTooLarge as exc:
-            if response_started:
-                raise
-            await _reject(scope, receive, send, 413, str(exc.detail))
+        await run_with_body_reader(self.app, scope, receive, send, counted, BodyTooLarge)
 
 
 # --------------------------------------------------------------------------- origin / host

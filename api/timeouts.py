@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from api.errors import error_response
+from api.errors import run_with_body_reader
 
 __all__ = ["BodyTimeout", "BodyTimeoutMiddleware", "HeaderTimeoutH11Protocol", "h11_protocol"]
 
@@ -113,7 +113,6 @@ class BodyTimeoutMiddleware:
             return
         deadline = time.monotonic() + self.timeout
         body_done = False
-        response_started = False
 
         async def timed() -> Message:
             nonlocal body_done
@@ -127,16 +126,4 @@ class BodyTimeoutMiddleware:
                 body_done = True
             return message
 
-        async def watch(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, timed, watch)
-        except BodyTimeout as exc:
-            if response_started:
-                raise
-            response = error_response(408, str(exc.detail), headers=dict(exc.headers or {}))
-            await response(scope, receive, send)
+        await run_with_body_reader(self.app, scope, receive, send, timed, BodyTimeout)
