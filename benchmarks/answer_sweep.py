@@ -23,6 +23,9 @@ GRID: dict[str, tuple[float, ...]] = {
     "ABSENT_REFUSE": (0.2, 0.3, 0.4, 0.5),
     "KEEP_MARGIN": (0.0, 0.02, 0.05, 0.1, 10.0),
     "CROSS_DOC_KEEP": (0.5, 0.6, 0.7, 0.8, 0.9),
+    "ENGLISH_LEXICAL": (0.0, 0.1, 0.2, 0.3, 0.5, 1.0),
+    "EXPECT_KEEP": (0.5, 0.6, 0.7, 0.8, 0.9, 10.0),
+    "EXPECT_DEPTH": (1, 4, 8, 16),
 }
 KEYS = ("answer_accuracy", "refusal_accuracy", "false_refusal_rate", "citation_precision")
 

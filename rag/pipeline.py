@@ -10,7 +10,6 @@ re-implements a step.
 from __future__ import annotations
 
 import importlib
-import re
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -23,6 +22,7 @@ import numpy as np
 from index.store import IndexState, IndexStore, Manifest, StoreError
 from rag.answer import BACKENDS, REFUSAL, Answer, AnswerBackend, AnswerRequest, BackendError, Turn
 from rag.answer.extractive import ExtractiveBackend, idf_weights
+from rag.bilingual import english_groups, is_english
 from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.cite import verify
 from rag.clean import assign_doc_ids, load_documents
@@ -105,8 +105,9 @@ def build_embedder(settings: Settings) -> Embedder:
 
 
 def question_language(question: str) -> str:
-    """ "en" for a question without Han characters, else the script it is written in."""
-    if not re.search(r"[\u3400-\u9fff\uf900-\ufaff]", question):
+    """ "en" for a question written mainly in Latin letters (it may quote a Chinese
+    term), else the script it is written in."""
+    if is_english(question):
         return "en"
     return "zh-hant" if detect_script(question) == "traditional" else "zh-hans"
 
@@ -345,7 +346,23 @@ class Pipeline:
         }
         params.update(overrides)
         embedder = None if mode == "bm25" else self.embedder
-        return Retriever(state, embedder, mode=mode, embed_query=self.embed_query, **params)  # type: ignore[arg-type]
+        return Retriever(
+            state,
+            embedder,
+            mode=mode,
+            embed_query=self.embed_query,
+            translate=self.english_terms,
+            **params,  # type: ignore[arg-type]
+        )
+
+    def english_groups(self, question: str) -> list[list[str]]:
+        """Chinese terms of the speeches that an English question's words and names
+        translate to (CC-CEDICT and the speakers' pinyin), one group per English word."""
+        people = {d.meta.speaker for d in self.state().documents.values() if d.meta.speaker}
+        return english_groups(question, lambda t: self.term_df(t) > 0, people=sorted(people))
+
+    def english_terms(self, question: str) -> list[str]:
+        return list(dict.fromkeys(t for grp in self.english_groups(question) for t in grp))
 
     def search(
         self,
@@ -432,6 +449,7 @@ class Pipeline:
                     idf_weights(self.term_df, lambda: max(len(self.state().chunks), 1)),
                     self.embed_pair,
                     in_corpus=lambda t: self.term_df(t) > 0,
+                    translate=self.english_groups,
                 )
             else:
                 module, _, cls_name = BACKENDS[name].partition(":")

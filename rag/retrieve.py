@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from index.store import IndexState
+from rag.bilingual import is_english
 from rag.chunk import SECTION_SEPARATOR, common_path
 from rag.embed.base import Embedder
 from rag.intent import asks_across, asks_date, asks_header, asks_list
@@ -97,6 +98,7 @@ class Retriever:
         bm25_weight: float = 1.0,
         mmr_lambda: float = 1.0,
         embed_query: Callable[[str], np.ndarray] | None = None,
+        translate: Callable[[str], list[str]] | None = None,
     ) -> None:
         if mode not in RETRIEVERS:
             raise ValueError(f"unknown retriever {mode!r}; choose one of: {', '.join(RETRIEVERS)}")
@@ -114,6 +116,7 @@ class Retriever:
         self.bm25_weight = bm25_weight
         self.mmr_lambda = mmr_lambda
         self._embed_query = embed_query
+        self._translate = translate
         self._rows_by_doc: dict[str, list[int]] | None = None  # chunk rows per speech, by start
 
     # -- filters -------------------------------------------------------------
@@ -179,19 +182,28 @@ class Retriever:
         order = np.argsort(-scores, kind="stable")[:depth]
         return {int(i): float(scores[i]) for i in order if scores[i] > 0}
 
+    def keyword_query(self, query: str) -> str:
+        """The text the keyword side searches: an English question gains the Chinese
+        terms its words and names translate to (it shares no token with the speeches)."""
+        if self._translate is None or not is_english(query):
+            return query
+        terms = self._translate(query)
+        return f"{query} {' '.join(terms)}" if terms else query
+
     # -- public ----------------------------------------------------------------
     def search(self, query: str, k: int = 5, filters: Filters | None = None) -> list[Passage]:
         if not self.state.chunks or k <= 0:
             return []
         allowed = self.allowed_rows(filters)
         depth = max(self.candidates, 2 * k)  # continued passages swallow candidates
+        keywords = self.keyword_query(query)
         if self.mode == "dense":
             fused = self.dense(query, depth, allowed)
         elif self.mode == "bm25":
-            fused = self.keyword(query, depth, allowed)
+            fused = self.keyword(keywords, depth, allowed)
         else:
             dense = self.dense(query, depth, allowed)
-            kw = self.keyword(query, depth, allowed)
+            kw = self.keyword(keywords, depth, allowed)
             weights = (self.dense_weight, self.bm25_weight)
             if self.fusion == "rrf":
                 rankings = [

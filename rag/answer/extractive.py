@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from rag.answer.base import AnswerBackend, AnswerRequest, Draft, TokenCallback
+from rag.answer.expect import Expectation, expectation
+from rag.bilingual import is_english
 from rag.intent import asks_across, asks_date, asks_list, asks_meeting, asks_person
 from rag.script import to_simplified
 from rag.sentences import ENUM_START, enum_item, insert_markers, is_lead_in, sentence_spans
@@ -77,6 +79,14 @@ MAX_LIST_ITEMS = 8
 LOOKAHEAD = 3  # sentences after a lead-in in which a list may start
 MAX_ITEM_GAP = 3  # follow-on sentences allowed between two items of one list
 RANK_PRIOR = 0.06
+# A question asking for a day, a number, a post, a name or a group's members: when the
+# best sentence holds no such answer, a candidate among the first EXPECT_DEPTH that
+# does and covers EXPECT_KEEP of the best's coverage answers instead; else refuse.
+EXPECT_DEPTH = 8
+EXPECT_KEEP = 0.7
+# English questions: a sentence's cosine to the question plus this share of the weight
+# of the question's translated terms it holds (benchmarks/answer_sweep.py)
+ENGLISH_LEXICAL = 0.3
 INTENT_BOOST = 0.35
 
 TermWeight = Callable[[str], float]
@@ -118,7 +128,7 @@ question_bigrams = question_terms
 
 
 @lru_cache(maxsize=4096)
-def _names_person(sentence: str) -> bool:
+def names_person(sentence: str) -> bool:
     """Whether jieba's part-of-speech tagger finds a person's name in the sentence."""
     _jieba()
     import jieba.posseg
@@ -162,11 +172,13 @@ class ExtractiveBackend(AnswerBackend):
         embed_pair: EmbedPair | None = None,
         *,
         in_corpus: Callable[[str], bool] | None = None,
+        translate: Callable[[str], list[list[str]]] | None = None,
         refuse_below: float | None = None,
         absent_refuse: float | None = None,
     ) -> None:
         self.term_weight = term_weight or (lambda term: 1.0)
         self.in_corpus = in_corpus
+        self.translate = translate
         self.absent_refuse = ABSENT_REFUSE if absent_refuse is None else absent_refuse
         self.embed_pair = embed_pair
         self.refuse_below = REFUSE_BELOW if refuse_below is None else refuse_below
@@ -179,7 +191,16 @@ class ExtractiveBackend(AnswerBackend):
         want_date = asks_date(question)
         want_who = asks_person(question)
         want_meeting = asks_meeting(question)
-        cross = not _has_han(question) and self.embed_pair is not None
+        cross = is_english(question) and self.embed_pair is not None
+        groups = [[g] for g in grams]
+        if cross and self.translate is not None:
+            # an English question: each word's Chinese translations (alternatives) stand
+            # in for its terms; a group weighs as its rarest member
+            groups = self.translate(question)
+            weights = {
+                str(i): max(self.term_weight(g) for g in grp) for i, grp in enumerate(groups)
+            }
+            total = sum(weights.values())
         located: list[tuple[int, Passage, int, int]] = []
         for no, p in enumerate(passages, start=1):
             located += [(no, p, s, e) for s, e in sentence_spans(p.chunk.text)]
@@ -197,10 +218,13 @@ class ExtractiveBackend(AnswerBackend):
             # the speech's title, speaker and section frame every sentence of the passage
             context = to_simplified(f"{p.meta.title} {p.meta.speaker} {p.chunk.section}").lower()
             simp = to_simplified(sent).lower() + " " + context
-            if cross:
-                coverage = float(sims[i])
-            else:
-                coverage = sum(w for g, w in weights.items() if g in simp) / total if total else 0.0
+            lexical = (
+                sum(w for grp, w in zip(groups, weights.values(), strict=True)
+                    if any(g in simp for g in grp)) / total
+                if total
+                else 0.0
+            )  # fmt: skip
+            coverage = float(sims[i]) + ENGLISH_LEXICAL * lexical if cross else lexical
             # a date or a meeting is visible in the sentence itself; a person asked for
             # may be anyone, so naming the speaker earns a boost but sets no bar
             when_where = 0.0
@@ -209,7 +233,7 @@ class ExtractiveBackend(AnswerBackend):
             if want_meeting and _MEETING.search(sent):
                 when_where += INTENT_BOOST / 2
             boost = when_where
-            if want_who and ((p.meta.speaker and p.meta.speaker in sent) or _names_person(sent)):
+            if want_who and ((p.meta.speaker and p.meta.speaker in sent) or names_person(sent)):
                 boost += INTENT_BOOST
             score = coverage + boost + RANK_PRIOR / no
             out.append(Candidate(no, s, e, sent, coverage + boost, score, when_where))
@@ -246,7 +270,7 @@ class ExtractiveBackend(AnswerBackend):
         return sum(1 for t in terms if not self.in_corpus(t)) / len(terms)
 
     def should_refuse(self, question: str, passages: Sequence[Passage]) -> bool:
-        if not _has_han(question):
+        if is_english(question):
             return False  # English questions: no lexical evidence either way; cite or refuse later
         return (
             self.absent_share(question) >= self.absent_refuse
@@ -289,6 +313,21 @@ class ExtractiveBackend(AnswerBackend):
                     break
         return [spans[i] for i in items] if len(items) >= 2 else []
 
+    @staticmethod
+    def _holds(
+        expect: Expectation,
+        chosen: Sequence[tuple[int, int, int] | Candidate],
+        passages: Sequence[Passage],
+    ) -> bool:
+        for item in chosen:
+            no, start, end = (
+                (item.passage_no, item.start, item.end) if isinstance(item, Candidate) else item
+            )
+            text = passages[no - 1].chunk.text
+            if expect.held_by(text[start:end], text[end : end + 60]):
+                return True
+        return False
+
     def _per_speech(
         self, cands: Sequence[Candidate], passages: Sequence[Passage]
     ) -> list[tuple[int, int, int]]:
@@ -320,6 +359,27 @@ class ExtractiveBackend(AnswerBackend):
         if not chosen and asks_list(question):
             items = self._enumeration(best, request.passages[best.passage_no - 1])
             chosen = [(best.passage_no, s, e) for s, e in items]
+        expect = expectation(question)
+        listed = expect is not None and expect.kind == "members" and len(chosen) >= 2
+        if (
+            expect is not None
+            and not listed
+            and not self._holds(expect, chosen or [best], request.passages)
+        ):
+            # the best sentence only mentions what is asked: take a close candidate that
+            # holds the kind of answer asked for (a day, a number, the group's members…)
+            alt = next(
+                (c for c in cands[1:EXPECT_DEPTH]
+                 if c.coverage >= EXPECT_KEEP * best.coverage
+                 and self._holds(expect, [c], request.passages)),
+                None,
+            )  # fmt: skip
+            if alt is None:
+                return Draft(text=REFUSAL[lang], refused=True, model=self.name)
+            best, chosen = alt, []
+            if asks_list(question):
+                items = self._enumeration(best, request.passages[best.passage_no - 1])
+                chosen = [(best.passage_no, s, e) for s, e in items]
         if not chosen:
             chosen = [(best.passage_no, best.start, best.end)]
             for c in cands[1:]:

@@ -1,0 +1,88 @@
+"""Answer-type checks: a question asking for a day, a number, a post, a name or a
+group's members is answered only by a sentence that holds one."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answer.base import AnswerRequest
+from rag.answer.expect import Expectation, expectation
+from rag.answer.extractive import ExtractiveBackend
+from rag.types import Chunk, DocMeta, Passage
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("中央的会议是7月几日召开的？", "day"),
+        ("On what day was the meeting held?", "day"),
+        ("这项活动是哪一年开始的？", "year"),
+        ("企业建会率是多少？", "number"),
+        ("How many days must cadres spend at the grassroots?", "number"),
+        ("他在讲话时担任什么职务？", "post"),
+        ("作这篇讲话的领导叫什么名字？", "name"),
+        ("群团组织的灵魂是什么？", None),
+        ("“双学双比”活动过去叫什么名字？", None),  # the name of a thing, not a person
+    ],
+)
+def test_what_a_question_asks_for(question: str, kind: str | None) -> None:
+    got = expectation(question)
+    assert (got.kind if got else None) == kind
+
+
+def test_a_quoted_group_with_members_asked_for() -> None:
+    assert expectation("“四季四送”活动每个季节分别送什么？") == Expectation("members", "四季四送")
+    assert expectation("“四进三问”中的“四进”具体是哪四个地方？") == Expectation(
+        "members", "四进三问"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "sentence", "held"),
+    [
+        ("day", "今年7月,中央召开党的群团工作会议。", False),
+        ("day", "今年7月6日至7日,中央召开会议。", True),
+        ("day", "十二月十七日召开。", True),
+        ("year", "力争到2012年企业建会率达到90%以上。", True),
+        ("year", "今年7月召开会议。", False),
+        ("number", "每个干部每年下基层不少于90天。", True),
+        ("number", "共计六十多人参加了座谈会。", True),
+        ("number", "要加强组织领导。", False),
+        ("post", "省委常委、秘书长苏宁出席会议。", True),
+        ("post", "这次会议很重要。", False),
+    ],
+)
+def test_whether_a_sentence_holds_the_kind_asked_for(kind: str, sentence: str, held: bool) -> None:
+    assert Expectation(kind).held_by(sentence) is held
+
+
+def test_members_are_held_when_spelled_out_not_when_the_group_is_one_of_a_series() -> None:
+    group = Expectation("members", "四季四送")
+    assert group.held_by("开展“四季四送”活动,即春送岗位、夏送清凉、秋送助学、冬送温暖。")
+    assert group.held_by("“四季四送”包括四项内容。")
+    assert not group.held_by(
+        "比如,工会的“四季四送”、团委的“点赞商丘”、妇联的“最美家庭”等活动受到表彰。"
+    )
+    assert not group.held_by("工会组织了“四季四送”活动,效果很好。")
+    # the members may follow in the passage, as an enumeration
+    assert group.held_by("工会开展“四季四送”活动。", "一是春送岗位。二是夏送清凉。")
+
+
+def _passage(text: str) -> Passage:
+    chunk = Chunk("a#0", "a", 0, len(text), text, "全文", ["全文"], text)
+    return Passage(chunk, DocMeta(title="讲话", speaker="魏春明"), 1.0)
+
+
+def test_the_backend_refuses_when_only_a_mention_answers_a_day_question() -> None:
+    text = "今年7月,中央召开党的群团工作会议。会议很重要。"
+    draft = ExtractiveBackend().compose(
+        AnswerRequest("中央群团工作会议是7月几日召开的？", [_passage(text)])
+    )
+    assert draft.refused
+
+
+def test_the_backend_prefers_a_close_sentence_that_holds_the_number() -> None:
+    text = "各级干部要下基层。每个干部每年下基层不少于90天。会议很重要。"
+    draft = ExtractiveBackend().compose(AnswerRequest("干部每年下基层多少天？", [_passage(text)]))
+    assert not draft.refused
+    assert "90天" in draft.text
