@@ -21,6 +21,7 @@ from rag.pipeline import Pipeline, QueryError
 from rag.question import check_question, check_text, shorten
 from rag.retrieve import Filters
 from rag.settings import Settings
+from rag.text import byline
 
 app = typer.Typer(
     help="Cited question answering over Chinese speeches on mass-organisation work (群团工作).",
@@ -216,8 +217,9 @@ def print_answer(answer: Answer, console: Console = out, *, show_answer: bool = 
     console.print("[dim]Sources:[/]")
     for c in answer.citations:
         console.print(
-            f"[bold][{c.n}][/] 《{c.title or c.doc_id}》 {c.speaker or '?'} · {c.date or '?'} · "
-            f"{c.section or '–'} · {c.doc_id}[{c.start}:{c.end}]",
+            f"[{c.n}] {byline(c.title or c.doc_id, c.speaker, c.date, c.section)} · "
+            f"{c.doc_id}[{c.start}:{c.end}]",
+            markup=False,
             highlight=False,
         )
         console.print(f"    “{c.display_quote or c.quote}”", markup=False, style="dim")

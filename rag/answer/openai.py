@@ -38,8 +38,9 @@ import httpx
 
 import prompts
 from rag.answer.base import AnswerBackend, AnswerRequest, BackendError, Draft, TokenCallback
-from rag.answer.budget import count_tokens, fit_passages
+from rag.answer.budget import fit_passages
 from rag.settings import Settings
+from rag.text import byline, count_tokens
 from rag.types import Passage
 
 __all__ = ["OpenAIBackend", "build_messages", "parse_retry_after", "render_passage"]
@@ -132,13 +133,7 @@ class _Watchdog:
 def render_passage(n: int, passage: Passage) -> str:
     """``[n] 《title》 speaker date · section`` then the passage text."""
     meta = passage.meta
-    head = " ".join(
-        part
-        for part in (f"《{meta.title}》" if meta.title else "", meta.speaker, meta.date)
-        if part
-    )
-    if passage.chunk.section:
-        head = f"{head} · {passage.chunk.section}" if head else passage.chunk.section
+    head = byline(meta.title, meta.speaker, meta.date, passage.chunk.section)
     return prompts.render("passage", n=n, header=head, text=passage.chunk.text)
 
 
