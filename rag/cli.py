@@ -41,6 +41,11 @@ HomeOpt = Annotated[
 ]
 
 
+# No default of its own: without -k the pipeline takes RAG_TOP_K (settings.top_k).
+TopKOpt = Annotated[
+    int | None,
+    typer.Option("-k", "--top-k", help="Passages to retrieve (default: $RAG_TOP_K, 5)."),
+]
 SpeakerOpt = Annotated[str | None, typer.Option(help="Only speeches by this speaker.")]
 DateFromOpt = Annotated[str | None, typer.Option(help="Earliest date (ISO prefix).")]
 DateToOpt = Annotated[str | None, typer.Option(help="Latest date (ISO prefix).")]
@@ -149,7 +154,7 @@ def run_batch(batch: Path, handle: Callable[[str], dict[str, Any]]) -> None:
 @app.command()
 def search(
     query: Annotated[str | None, typer.Argument(help="The question or keywords.")] = None,
-    k: Annotated[int, typer.Option("-k", "--top-k", help="How many passages.")] = 5,
+    k: TopKOpt = None,
     speaker: SpeakerOpt = None,
     date_from: DateFromOpt = None,
     date_to: DateToOpt = None,
@@ -238,7 +243,7 @@ def print_passages(answer: Answer, console: Console = out) -> None:
 @app.command()
 def ask(
     question: Annotated[str | None, typer.Argument(help="The question.")] = None,
-    k: Annotated[int, typer.Option("-k", "--top-k", help="Passages to retrieve.")] = 5,
+    k: TopKOpt = None,
     backend: Annotated[str | None, typer.Option(help="extractive | openai | local")] = None,
     speaker: SpeakerOpt = None,
     date_from: DateFromOpt = None,
@@ -307,7 +312,7 @@ def _read_question(prompt: str) -> str | None:
 
 @app.command()
 def chat(
-    k: Annotated[int, typer.Option("-k", "--top-k", help="Passages to retrieve.")] = 5,
+    k: TopKOpt = None,
     backend: Annotated[str | None, typer.Option(help="extractive | openai | local")] = None,
     home: HomeOpt = None,
 ) -> None:
