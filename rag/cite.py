@@ -22,7 +22,7 @@ import numpy as np
 
 from rag.answer.base import Citation
 from rag.script import to_simplified
-from rag.text import CLOSERS, SENTENCE_END, insert_markers, is_chinese, sentence_spans
+from rag.text import CLOSERS, CONTENT, SENTENCE_END, insert_markers, is_chinese, sentence_spans
 from rag.types import Passage
 
 __all__ = [
@@ -47,13 +47,12 @@ MARKER = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 _TRAILING_MARKERS = re.compile(
     rf"([{SENTENCE_END}]+[{CLOSERS}]*)((?:\[\d+(?:\s*[,，、]\s*\d+)*\])+)"
 )
-_CONTENT = re.compile(r"[\u3400-\u9fff\uf900-\ufaffA-Za-z0-9]")
 
 EmbedPair = Callable[[str, Sequence[str]], np.ndarray]  # (claim, spans) -> cosine per span
 
 
 def _units(text: str) -> list[str]:
-    return [c for c in to_simplified(text).lower() if _CONTENT.match(c)]
+    return [c for c in to_simplified(text).lower() if CONTENT.match(c)]
 
 
 def _bigrams(text: str) -> set[str]:

@@ -50,7 +50,7 @@ from rag.load import (
     read_file,
 )
 from rag.script import detect_script, to_simplified
-from rag.text import SENTENCE_END, cn_number
+from rag.text import HAN, SENTENCE_END, cn_number
 from rag.types import DocMeta, Document, SkippedFile
 
 __all__ = ["assign_doc_ids", "clean_document", "load_documents", "find_sidecar"]
@@ -61,7 +61,6 @@ MAX_GAP = 3  # ... and body paragraphs are at most this many short lines apart
 MIN_CLUSTER_SHARE = 0.1  # prose runs lighter than this share of the main one are not body
 LABEL_MAX_HAN = 6  # a short label outside the body ("系统传真", "资源描述")
 
-_HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]")
 _CLAUSE_PUNCT = re.compile(r"[，,。；;！!？?]")
 _SENTENCE_ENDS = tuple(SENTENCE_END + "：:")  # a line ending so is a sentence or a lead-in
 _END_PUNCT = re.compile(r"[。！!？?…”」』)）]$")
@@ -156,7 +155,7 @@ def _strip(line: str) -> str:
 
 
 def _han(text: str) -> int:
-    return len(_HAN.findall(text))
+    return len(HAN.findall(text))
 
 
 def _is_prose(line: _Line) -> bool:
@@ -165,7 +164,7 @@ def _is_prose(line: _Line) -> bool:
 
 def _shape_flag(s: str) -> str:
     """Why a line (simplified, stripped) is boilerplate by its shape alone, or ""."""
-    if not _HAN.search(s) and not re.search(r"[A-Za-z]", s):
+    if not HAN.search(s) and not re.search(r"[A-Za-z]", s):
         return "no text"
     if len(s) > MAX_BOILERPLATE_LEN:
         return ""
@@ -186,7 +185,7 @@ def _shape_flag(s: str) -> str:
 def _weak_flag(line: _Line) -> bool:
     """Shapes that are furniture outside the body but may be speech inside it."""
     s = line.simple
-    if _BULLET.match(s) or not _HAN.search(s):
+    if _BULLET.match(s) or not HAN.search(s):
         return True
     return _han(s) <= LABEL_MAX_HAN and not _CLAUSE_PUNCT.search(s) and not _DATE_LINE.match(s)
 

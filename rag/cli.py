@@ -233,7 +233,7 @@ def print_answer(answer: Answer, console: Console = out, *, show_answer: bool = 
 def print_passages(answer: Answer, console: Console = out) -> None:
     for p in answer.passages:
         console.print(
-            f"  {p.rank}. 《{p.meta.title or p.chunk.doc_id}》 · {p.chunk.section or '–'} · "
+            f"  {p.rank}. {byline(p.meta.title or p.chunk.doc_id, section=p.chunk.section)} · "
             f"{p.chunk.doc_id}[{p.chunk.start}:{p.chunk.end}] · {p.chunk.text[:60]}…",
             markup=False,
             highlight=False,

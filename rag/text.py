@@ -21,7 +21,9 @@ from rag.script import detect_script
 
 __all__ = [
     "CLOSERS",
+    "CONTENT",
     "DEFAULT_LANGUAGE",
+    "HAN",
     "REFUSALS",
     "SENTENCE_END",
     "STOPWORDS",
@@ -161,24 +163,27 @@ def max_token_chars() -> int:
 
 # ---------------------------------------------------------------- language and script
 
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_CONTENT = re.compile(r"[\u3400-\u9fff\uf900-\ufaffA-Za-z0-9]")
+# Han characters: CJK unified ideographs (extension A and the main block) and the
+# compatibility ideographs; not the Yijing hexagram symbols between the first two.
+_HAN_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+HAN = re.compile(f"[{_HAN_RANGES}]")
+# the characters that carry content (Han, Latin letters, digits): what support is counted in
+CONTENT = re.compile(f"[{_HAN_RANGES}A-Za-z0-9]")
 CHINESE_SHARE = 0.3  # a text is Chinese when Han characters are this share of its content
 
 
 def has_han(text: str) -> bool:
     """Whether ``text`` holds any Han character."""
-    return bool(_HAN.search(text))
+    return bool(HAN.search(text))
 
 
 def is_chinese(text: str) -> bool:
     """Whether ``text`` reads as Chinese: Han characters are at least ``CHINESE_SHARE``
     of its letters and digits (so “十四五 plan” is Chinese, “the 14th Five-Year Plan
     (十四五)” is not)."""
-    content = _CONTENT.findall(text)
+    content = CONTENT.findall(text)
     return (
-        bool(content)
-        and sum(bool(_HAN.match(ch)) for ch in content) / len(content) >= CHINESE_SHARE
+        bool(content) and sum(bool(HAN.match(ch)) for ch in content) / len(content) >= CHINESE_SHARE
     )
 
 
