@@ -5,8 +5,8 @@ truncates at sentences, so all of them must agree on where a sentence ends. They
 by calling :func:`sentence_spans` (or :func:`sentence_starts`, derived from it);
 ``tests/test_text.py`` checks that every consumer's split is this one.
 
-Nothing here imports another ``rag`` module except ``rag.script``, so any layer may
-use it.
+It imports no other ``rag`` module but ``rag.script``, so every module of ``rag/``
+(and ``api/``, ``eval/``, ``prompts/``) can use it without an import cycle.
 """
 
 from __future__ import annotations
