@@ -1,12 +1,13 @@
-# Task runner. The README names `make demo` (set up + run on the bundled speeches)
-# and `make test` (set up + lint + type-check + tests + quality gate).
+# Task runner. The README names `make demo` (set up + run on the bundled speeches),
+# `make test` (set up + lint + type-check + tests + quality gate) and `make check`
+# (the quick loop: lint + type-check + the tests that need nothing provisioned).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 QUERY  ?= 群团组织的灵魂是什么？
 
-.PHONY: install demo test test-deps lint typecheck unit eval bench clean
+.PHONY: install demo test check test-deps lint typecheck unit fast-unit eval bench clean
 
 install: $(STAMP)
 
@@ -45,6 +46,16 @@ unit: test-deps
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit
+
+# Everything but what needs provisioning or minutes of CPU: the real embedding model and
+# the quality gate (slow), the local LLM (local_llm), llama.cpp's server (llm_server) and
+# Chromium (browser). CI is cleared so a test that finds a tool missing skips, as on a
+# developer's machine, instead of failing as it must under `make test` in CI.
+FAST_TESTS := not slow and not local_llm and not llm_server and not browser
+fast-unit: install
+	CI= $(BIN)/python -m pytest -q -m "$(FAST_TESTS)"
+
+check: lint typecheck fast-unit
 
 eval: install
 	$(BIN)/rag eval --report reports/eval

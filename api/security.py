@@ -138,6 +138,13 @@ class ApiKeyMiddleware:
 
 
 # --------------------------------------------------------------------------- rate limit
+# Hand-written on purpose, not the `limits` package: `limits` has fixed, moving and
+# sliding windows but no token bucket, so "RAG_API_RATE_LIMIT per minute, bursts of
+# RAG_API_RATE_BURST" would become "burst per burst/rate seconds", where a client that
+# spent its burst waits the whole window (12 s at the defaults) instead of one token's
+# refill (0.2 s). Its in-memory storage also runs on the wall clock (a clock step
+# unblocks or blocks everyone) and re-arms a 10 ms timer thread while any key lives.
+# The bucket is 15 lines on the event loop's monotonic clock, with bounded memory.
 @dataclass
 class TokenBucket:
     capacity: float

@@ -3,11 +3,11 @@ files (no cleaning, no sections), BM25 over plain jieba tokens (no script normal
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import bm25s
-import jieba
+
+from rag.text import jieba
 
 __all__ = ["NaiveBaseline", "WINDOW"]
 
@@ -15,12 +15,11 @@ WINDOW = 300
 
 
 def _tokens(text: str) -> list[str]:
-    return [t for t in jieba.lcut(text) if t.strip()]
+    return [t for t in jieba().lcut(text) if t.strip()]
 
 
 class NaiveBaseline:
     def __init__(self, files: list[Path]) -> None:
-        jieba.setLogLevel(logging.WARNING)
         self.windows: list[tuple[str, str]] = []  # (file stem, text)
         for f in files:
             raw = f.read_text(encoding="utf-8", errors="replace")

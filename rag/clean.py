@@ -50,6 +50,7 @@ from rag.load import (
     read_file,
 )
 from rag.script import detect_script, to_simplified
+from rag.text import HAN, SENTENCE_END, cn_number
 from rag.types import DocMeta, Document, SkippedFile
 
 __all__ = ["assign_doc_ids", "clean_document", "load_documents", "find_sidecar"]
@@ -60,9 +61,8 @@ MAX_GAP = 3  # ... and body paragraphs are at most this many short lines apart
 MIN_CLUSTER_SHARE = 0.1  # prose runs lighter than this share of the main one are not body
 LABEL_MAX_HAN = 6  # a short label outside the body ("系统传真", "资源描述")
 
-_HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]")
 _CLAUSE_PUNCT = re.compile(r"[，,。；;！!？?]")
-_SENTENCE_ENDS = tuple("。！!？?：:")
+_SENTENCE_ENDS = tuple(SENTENCE_END + "：:")  # a line ending so is a sentence or a lead-in
 _END_PUNCT = re.compile(r"[。！!？?…”」』)）]$")
 _POSTS = (
     r"(?:副?书记|副?主席|副?部长|副?市长|副?省长|副?县长|副?区长|副?主任|局长|厅长|会长|秘书长|"
@@ -155,7 +155,7 @@ def _strip(line: str) -> str:
 
 
 def _han(text: str) -> int:
-    return len(_HAN.findall(text))
+    return len(HAN.findall(text))
 
 
 def _is_prose(line: _Line) -> bool:
@@ -164,7 +164,7 @@ def _is_prose(line: _Line) -> bool:
 
 def _shape_flag(s: str) -> str:
     """Why a line (simplified, stripped) is boilerplate by its shape alone, or ""."""
-    if not _HAN.search(s) and not re.search(r"[A-Za-z]", s):
+    if not HAN.search(s) and not re.search(r"[A-Za-z]", s):
         return "no text"
     if len(s) > MAX_BOILERPLATE_LEN:
         return ""
@@ -185,7 +185,7 @@ def _shape_flag(s: str) -> str:
 def _weak_flag(line: _Line) -> bool:
     """Shapes that are furniture outside the body but may be speech inside it."""
     s = line.simple
-    if _BULLET.match(s) or not _HAN.search(s):
+    if _BULLET.match(s) or not HAN.search(s):
         return True
     return _han(s) <= LABEL_MAX_HAN and not _CLAUSE_PUNCT.search(s) and not _DATE_LINE.match(s)
 
@@ -332,17 +332,6 @@ _SITE_RULES: tuple[re.Pattern[str], ...] = (
     re.compile(r"为(?P<v>[^\s，,。]{2,20}?)提供新闻线索"),
 )
 _TITLE_SEP = re.compile(r"\s*[_|｜]\s*|\s+[-–—]\s+")
-_CN_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")} | {"零": 0}
-
-
-def _cn_number(text: str) -> int:
-    """'2015' / '二〇一五' / '十二' / '十七' → int."""
-    if text.isdigit():
-        return int(text)
-    if "十" in text:
-        tens, _, ones = text.partition("十")
-        return _CN_DIGITS.get(tens, 1) * 10 + (_CN_DIGITS.get(ones, 0) if ones else 0)
-    return int("".join(str(_CN_DIGITS[c]) for c in text))
 
 
 def _iso(y: int, m: int, d: int) -> str:
@@ -425,7 +414,7 @@ def _date(lines: list[_Line], header: list[_Line], kept: list[_Line], intro: lis
     for ln in header + kept[-3:]:
         m = _DATE_LINE.match(ln.simple)
         if m:
-            iso = _iso(*(_cn_number(m.group(k)) for k in "ymd"))
+            iso = _iso(*(cn_number(m.group(k), positional=True) for k in "ymd"))
             if iso:
                 return iso
     page = None

@@ -21,6 +21,7 @@ from rag.pipeline import Pipeline, QueryError
 from rag.question import check_question, check_text, shorten
 from rag.retrieve import Filters
 from rag.settings import Settings
+from rag.text import byline
 
 app = typer.Typer(
     help="Cited question answering over Chinese speeches on mass-organisation work (群团工作).",
@@ -40,6 +41,11 @@ HomeOpt = Annotated[
 ]
 
 
+# No default of its own: without -k the pipeline takes RAG_TOP_K (settings.top_k).
+TopKOpt = Annotated[
+    int | None,
+    typer.Option("-k", "--top-k", help="Passages to retrieve (default: $RAG_TOP_K, 5)."),
+]
 SpeakerOpt = Annotated[str | None, typer.Option(help="Only speeches by this speaker.")]
 DateFromOpt = Annotated[str | None, typer.Option(help="Earliest date (ISO prefix).")]
 DateToOpt = Annotated[str | None, typer.Option(help="Latest date (ISO prefix).")]
@@ -148,7 +154,7 @@ def run_batch(batch: Path, handle: Callable[[str], dict[str, Any]]) -> None:
 @app.command()
 def search(
     query: Annotated[str | None, typer.Argument(help="The question or keywords.")] = None,
-    k: Annotated[int, typer.Option("-k", "--top-k", help="How many passages.")] = 5,
+    k: TopKOpt = None,
     speaker: SpeakerOpt = None,
     date_from: DateFromOpt = None,
     date_to: DateToOpt = None,
@@ -216,8 +222,9 @@ def print_answer(answer: Answer, console: Console = out, *, show_answer: bool = 
     console.print("[dim]Sources:[/]")
     for c in answer.citations:
         console.print(
-            f"[bold][{c.n}][/] 《{c.title or c.doc_id}》 {c.speaker or '?'} · {c.date or '?'} · "
-            f"{c.section or '–'} · {c.doc_id}[{c.start}:{c.end}]",
+            f"[{c.n}] {byline(c.title or c.doc_id, c.speaker, c.date, c.section)} · "
+            f"{c.doc_id}[{c.start}:{c.end}]",
+            markup=False,
             highlight=False,
         )
         console.print(f"    “{c.display_quote or c.quote}”", markup=False, style="dim")
@@ -226,7 +233,7 @@ def print_answer(answer: Answer, console: Console = out, *, show_answer: bool = 
 def print_passages(answer: Answer, console: Console = out) -> None:
     for p in answer.passages:
         console.print(
-            f"  {p.rank}. 《{p.meta.title or p.chunk.doc_id}》 · {p.chunk.section or '–'} · "
+            f"  {p.rank}. {byline(p.meta.title or p.chunk.doc_id, section=p.chunk.section)} · "
             f"{p.chunk.doc_id}[{p.chunk.start}:{p.chunk.end}] · {p.chunk.text[:60]}…",
             markup=False,
             highlight=False,
@@ -236,7 +243,7 @@ def print_passages(answer: Answer, console: Console = out) -> None:
 @app.command()
 def ask(
     question: Annotated[str | None, typer.Argument(help="The question.")] = None,
-    k: Annotated[int, typer.Option("-k", "--top-k", help="Passages to retrieve.")] = 5,
+    k: TopKOpt = None,
     backend: Annotated[str | None, typer.Option(help="extractive | openai | local")] = None,
     speaker: SpeakerOpt = None,
     date_from: DateFromOpt = None,
@@ -305,7 +312,7 @@ def _read_question(prompt: str) -> str | None:
 
 @app.command()
 def chat(
-    k: Annotated[int, typer.Option("-k", "--top-k", help="Passages to retrieve.")] = 5,
+    k: TopKOpt = None,
     backend: Annotated[str | None, typer.Option(help="extractive | openai | local")] = None,
     home: HomeOpt = None,
 ) -> None:

@@ -123,3 +123,15 @@ def test_batch_errors_echo_a_short_part_of_the_line(home: Path, tmp_path: Path) 
         record = json.loads(out)
         assert code == 0 and "limit is" in record["error"]
         assert len(record[key]) <= 80 and record[key].endswith("…")
+
+
+def test_top_k_setting_is_the_default_of_minus_k(home: Path) -> None:
+    env = {"RAG_EMBED_MODEL": "hash", "RAG_TOP_K": "2"}
+    result = runner.invoke(app, ["search", "工会", "--json", "--home", str(home)], env=env)
+    assert result.exit_code == 0 and len(json.loads(result.stdout)["results"]) == 2
+    result = runner.invoke(
+        app, ["ask", "工会的作用是什么？", "--json", "--home", str(home)], env=env
+    )
+    assert result.exit_code == 0 and len(json.loads(result.stdout)["passages"]) == 2
+    code, out = rag(home, "search", "工会", "-k", "3", "--json")  # -k still wins
+    assert code == 0 and len(json.loads(out)["results"]) == 3

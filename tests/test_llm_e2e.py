@@ -21,6 +21,8 @@ from rag.answer.base import AnswerRequest, BackendError
 from rag.answer.openai import OpenAIBackend
 from rag.types import Chunk, DocMeta, Passage
 
+pytestmark = pytest.mark.llm_server
+
 MAX_TOKENS = 24
 CONTEXT_TOKENS = 600  # cl100k tokens; with the server's tokenizer this stays well under 2048
 

@@ -456,6 +456,13 @@ def test_deadline_is_checked_on_every_chunk_not_only_on_events(unit: bytes) -> N
     assert ft.now - 1000.0 <= 8.0
 
 
+def test_a_runaway_stream_is_cut_at_the_body_cap() -> None:
+    chunk = b": " + b"x" * 65_536 + b"\n\n"  # comments only: no event ever ends the read
+    server = Server(streaming(CutStream([chunk] * 80, None)))  # 5 MB, over the 4 MB cap
+    with pytest.raises(BackendError, match="larger than"):
+        backend_for(server, FakeTime(), stream=True).generate(make_request())
+
+
 def test_sse_lines_split_across_chunks_and_crlf_are_joined() -> None:
     body = sse(delta("甲"), delta("乙[1]。"), done=True).replace(b"\n", b"\r\n")
     pieces = [body[i : i + 3] for i in range(0, len(body), 3)]  # splits "\r" from "\n" too

@@ -36,8 +36,7 @@ from api.schemas import (
 )
 from api.streaming import SSE_HEADERS, SSE_KEEPALIVE, answer_events, sse, sse_response_doc
 from rag.answer import Answer, Turn
-from rag.answer.budget import count_tokens
-from rag.pipeline import question_language
+from rag.text import byline, count_tokens, question_language
 
 __all__ = ["SOURCES_LABEL", "format_sources", "router", "split_messages", "strip_sources"]
 
@@ -60,9 +59,7 @@ def format_sources(answer: Answer, language: str) -> str:
         return ""
     lines = [SOURCES_LABEL.get(language, SOURCES_LABEL["zh-hans"])]
     for c in answer.citations:
-        head = " ".join(p for p in (f"《{c.title or c.doc_id}》", c.speaker, c.date) if p)
-        if c.section:
-            head += f" · {c.section}"
+        head = byline(c.title or c.doc_id, c.speaker, c.date, c.section)
         lines.append(f"[{c.n}] {head}：“{c.display_quote or c.quote}”")
     return "\n\n" + "\n".join(lines)
 

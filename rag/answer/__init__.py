@@ -1,4 +1,8 @@
-"""Answer backends, chosen by name."""
+"""Answer backends, chosen by name.
+
+Importing this package imports no backend: each is imported from ``BACKENDS`` when
+it is chosen (the extractive one pulls in jieba, the OpenAI one httpx).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from rag.answer.base import (
     Draft,
     Turn,
 )
-from rag.answer.extractive import REFUSAL, ExtractiveBackend
+from rag.text import REFUSALS as REFUSAL
 
 __all__ = [
     "Answer",
@@ -21,7 +25,6 @@ __all__ = [
     "BACKENDS",
     "Citation",
     "Draft",
-    "ExtractiveBackend",
     "REFUSAL",
     "Turn",
 ]

