@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from rag.text import is_chinese
+
 __all__ = ["Lexicon", "english_groups", "english_terms", "is_english", "load_lexicon"]
 
 _DATA = "data/cedict_1_0_ts_utf-8_mdbg.txt.gz"
@@ -30,8 +32,6 @@ _ENTRY = re.compile(r"^(\S+) (\S+) \[([^\]]*)\] /(.*)/\s*$")
 _PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 _WORD = re.compile(r"[a-z]+(?:['’]s)?(?:-[a-z]+)*")
 _CAP_RUN = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2}\b")
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LATIN = re.compile(r"[A-Za-z]")
 _SKIP_SENSE = ("cl:", "abbr. for", "variant of", "old variant", "see ", "used in", "surname ")
 
 MAX_GLOSS_WORDS = 4
@@ -149,9 +149,8 @@ def load_lexicon() -> Lexicon | None:
 
 
 def is_english(question: str) -> bool:
-    """A question written mainly in Latin letters (“What is 群众性?” counts as English;
-    “GDP增长多少” does not)."""
-    return len(_LATIN.findall(question)) > 2 * len(_HAN.findall(question))
+    """A question that does not read as Chinese (“What is 群众性?” is English)."""
+    return not is_chinese(question)
 
 
 def _romanised(name: str) -> Iterable[str]:

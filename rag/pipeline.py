@@ -22,7 +22,7 @@ import numpy as np
 from index.store import IndexState, IndexStore, Manifest, StoreError
 from rag.answer import BACKENDS, REFUSAL, Answer, AnswerBackend, AnswerRequest, BackendError, Turn
 from rag.answer.extractive import ExtractiveBackend, idf_weights
-from rag.bilingual import english_groups, is_english
+from rag.bilingual import english_groups
 from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.cite import verify
 from rag.clean import assign_doc_ids, load_documents
@@ -31,9 +31,10 @@ from rag.embed.base import Embedder
 from rag.followup import resolve_followup
 from rag.question import MAX_QUERY_CHARS, check_question
 from rag.retrieve import Filters, Retriever
-from rag.script import detect_script, to_simplified, to_traditional
+from rag.script import to_simplified, to_traditional
 from rag.sentences import sentence_spans
 from rag.settings import Settings
+from rag.text import question_language
 from rag.types import Chunk, Document, Passage, SkippedFile
 
 __all__ = [
@@ -102,14 +103,6 @@ def build_embedder(settings: Settings) -> Embedder:
         passage_prefix=settings.passage_prefix,
         allow_download=settings.allow_downloads,
     )
-
-
-def question_language(question: str) -> str:
-    """ "en" for a question written mainly in Latin letters (it may quote a Chinese
-    term), else the script it is written in."""
-    if is_english(question):
-        return "en"
-    return "zh-hant" if detect_script(question) == "traditional" else "zh-hans"
 
 
 class Pipeline:

@@ -18,7 +18,8 @@ from rag.chunk import SECTION_SEPARATOR, common_path
 from rag.embed.base import Embedder
 from rag.intent import asks_across, asks_date, asks_header, asks_list
 from rag.script import normalize_for_match, to_simplified
-from rag.sentences import enum_item, is_lead_in, sentence_spans
+from rag.sentences import enum_item, is_lead_in
+from rag.text import sentence_spans
 from rag.types import Chunk, Passage
 
 __all__ = ["Filters", "Retriever", "RETRIEVERS", "FUSIONS", "rrf_fuse", "convex_fuse"]

@@ -188,11 +188,11 @@ def is_chinese(text: str) -> bool:
 
 
 def question_language(question: str) -> str:
-    """The answer language of a question: ``"en"`` without any Han character, else
-    ``"zh-hant"`` or ``"zh-hans"`` by the script it is written in. Any Han character
-    counts (unlike :func:`is_chinese`): a question naming a Chinese term is asked of
-    Chinese speeches, and answering it in Chinese keeps the quotes verbatim."""
-    if not has_han(question):
+    """The answer language of a question: ``"en"`` unless it reads as Chinese
+    (:func:`is_chinese`; an English question quoting a Chinese term is English, and its
+    quotes keep the speech's own script), else ``"zh-hant"`` or ``"zh-hans"`` by the
+    script it is written in."""
+    if not is_chinese(question):
         return "en"
     return "zh-hant" if detect_script(question) == "traditional" else "zh-hans"
 

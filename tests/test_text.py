@@ -109,7 +109,9 @@ def test_malformed_numeral_opens_no_item() -> None:
 
 
 def test_language_rules() -> None:
-    assert question_language("What is 群团?") == "zh-hans"  # any Han character
+    # an English question quoting a Chinese term is English (its quotes keep their script)
+    assert question_language("What is 群团 about?") == "en"
+    assert question_language("群团是什么?") == "zh-hans"
     assert question_language("群團組織的靈魂是什麼？") == "zh-hant"
     assert question_language("What is the soul of mass organisations?") == "en"
     assert is_chinese("十四五 plan") and not is_chinese("the 14th Five-Year Plan (十四五)")

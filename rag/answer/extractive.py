@@ -16,7 +16,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
@@ -25,16 +24,14 @@ from rag.answer.expect import Expectation, expectation
 from rag.bilingual import is_english
 from rag.intent import asks_across, asks_date, asks_list, asks_meeting, asks_person
 from rag.script import to_simplified
-from rag.sentences import ENUM_START, enum_item, insert_markers, is_lead_in, sentence_spans
+from rag.sentences import ENUM_START, enum_item, is_lead_in
+from rag.text import CONTENT, REFUSALS, has_han, insert_markers, sentence_spans
+from rag.text import jieba as load_jieba
 from rag.types import Passage
 
-__all__ = ["ExtractiveBackend", "REFUSAL", "question_terms", "question_bigrams", "Candidate"]
+__all__ = ["ExtractiveBackend", "REFUSAL", "question_terms", "Candidate"]
 
-REFUSAL = {
-    "zh-hans": "资料中未找到相关内容。",
-    "zh-hant": "資料中未找到相關內容。",
-    "en": "The speeches do not contain an answer to this question.",
-}
+REFUSAL = REFUSALS  # the one refusal text per language (rag.text)
 LEAD_IN_EN = "The speeches say (quoted in Chinese):"
 
 # Interrogatives and words about the speeches themselves: they say what is asked,
@@ -60,7 +57,6 @@ _COUNT = re.compile(r"^[一二三四五六七八九十两几\d]+[个项点条句
 _QUOTED = re.compile(r"[“「『\"]([^”」』\"]{2,20})[”」』\"]")
 _INTERROGATIVE = re.compile(r"哪|什么|几时|何时|多少")
 _ASK_PHRASE = re.compile(r"哪一?[天年月日座个位些种次篇条项点家所]|什么时候|几月几日|几时|何时")
-_CONTENT = re.compile(r"[\u3400-\u9fff\uf900-\ufaffa-z0-9]")
 _DATE = re.compile(r"(\d{4}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}-\d{1,2}-\d{1,2}")
 _MEETING = re.compile(r"会议|座谈会|大会|全会|视频会")
 
@@ -105,14 +101,14 @@ def question_terms(question: str) -> list[str]:
     """Content terms of a question: jieba words (simplified) minus interrogatives and
     function words; words longer than two characters are split into their bigrams, so
     a term matches however the speech segments it."""
-    jieba = _jieba()
+    jb = load_jieba()
     terms: list[str] = []
     text = _ASK_PHRASE.sub(" ", to_simplified(question).lower())
     # a quoted phrase (“十三五”, “走出办公室”) is a term as a whole, whatever its shape
-    terms += [q for q in _QUOTED.findall(text) if len(q) >= 2 and _CONTENT.search(q)]
-    for word in jieba.cut(text):
+    terms += [q for q in _QUOTED.findall(text) if len(q) >= 2 and CONTENT.search(q)]
+    for word in jb.cut(text):
         word = word.strip()
-        if not word or not _CONTENT.search(word) or word in _NOISE or _COUNT.match(word):
+        if not word or not CONTENT.search(word) or word in _NOISE or _COUNT.match(word):
             continue
         if word.isascii() or len(word) <= 2:
             terms.append(word)
@@ -123,32 +119,13 @@ def question_terms(question: str) -> list[str]:
     return list(dict.fromkeys(terms))
 
 
-# kept for callers that think in bigrams
-question_bigrams = question_terms
-
-
 @lru_cache(maxsize=4096)
 def names_person(sentence: str) -> bool:
     """Whether jieba's part-of-speech tagger finds a person's name in the sentence."""
-    _jieba()
-    import jieba.posseg
+    load_jieba()
+    from jieba import posseg
 
-    return any(w.flag == "nr" and len(w.word) >= 2 for w in jieba.posseg.cut(sentence))
-
-
-@lru_cache(maxsize=1)
-def _jieba() -> Any:
-    import logging
-
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
-
-
-def _has_han(text: str) -> bool:
-    return bool(re.search(r"[\u3400-\u9fff]", text))
+    return any(w.flag == "nr" and len(w.word) >= 2 for w in posseg.cut(sentence))
 
 
 @dataclass
@@ -264,7 +241,7 @@ class ExtractiveBackend(AnswerBackend):
         (“2023年”, “乡村振兴”): a question built on them is about something else."""
         if self.in_corpus is None:
             return 0.0
-        terms = [t for t in question_terms(question) if len(t) >= 2 and _has_han(t)]
+        terms = [t for t in question_terms(question) if len(t) >= 2 and has_han(t)]
         if not terms:
             return 0.0
         return sum(1 for t in terms if not self.in_corpus(t)) / len(terms)
