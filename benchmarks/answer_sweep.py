@@ -26,6 +26,8 @@ GRID: dict[str, tuple[float, ...]] = {
     "ENGLISH_LEXICAL": (0.0, 0.1, 0.2, 0.3, 0.5, 1.0),
     "EXPECT_KEEP": (0.5, 0.6, 0.7, 0.8, 0.9, 10.0),
     "EXPECT_DEPTH": (1, 4, 8, 16),
+    "LIST_DEPTH": (1, 2, 4, 8),
+    "LIST_KEEP": (0.6, 0.7, 0.8, 0.9, 1.0),
 }
 KEYS = ("answer_accuracy", "refusal_accuracy", "false_refusal_rate", "citation_precision")
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 
 from rag.script import normalize_for_match, to_simplified
+from rag.text import cn_number
 
 __all__ = [
     "asks_date",
@@ -20,6 +21,7 @@ __all__ = [
     "asks_list",
     "asks_cross_doc",
     "asks_across",
+    "asked_count",
 ]
 
 _DATE = re.compile(
@@ -36,7 +38,8 @@ _HEADER = re.compile(
 )
 _LIST = re.compile(
     r"哪些|哪几|哪[一二三四五六两七八九十\d]+[个项点条方句]|几[个项点条方]|什么[措施要求任务问题方面]|"
-    r"分别|有哪|列举|what are|which .*s\b|list",
+    r"分别|有哪|列举|what are|which (?:two|three|four|five|six|seven|eight|nine|ten|several)\b|"
+    r"\blist\b|\bname the\b",
     re.I,
 )
 # “哪些讲话…”, “哪两篇讲话…”: the answer comes from several speeches (a question naming
@@ -70,6 +73,36 @@ def asks_header(question: str) -> bool:
 
 def asks_list(question: str) -> bool:
     return bool(_LIST.search(_s(question)))
+
+
+_COUNT_ASKED = re.compile(
+    r"哪([一二三四五六七八九十两]|\d{1,2})[个项点条方句大种类]|which (two|three|four|five|six|seven|eight|nine|ten)\b",
+    re.I,
+)
+_EN_COUNTS = {
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
+
+
+def asked_count(question: str) -> int:
+    """How many items the question asks for (“哪五个方面” → 5, “which three” → 3), or 0."""
+    m = _COUNT_ASKED.search(_s(question))
+    if not m:
+        return 0
+    word = m.group(1) or m.group(2)
+    if word.isdigit():
+        return int(word)
+    if word.lower() in _EN_COUNTS:
+        return _EN_COUNTS[word.lower()]
+    return 2 if word == "两" else cn_number(word)
 
 
 def asks_cross_doc(question: str) -> bool:

@@ -16,7 +16,7 @@ from index.store import IndexState
 from rag.bilingual import is_english
 from rag.chunk import SECTION_SEPARATOR, common_path
 from rag.embed.base import Embedder
-from rag.intent import asks_across, asks_date, asks_header, asks_list
+from rag.intent import asked_count, asks_across, asks_date, asks_header, asks_list
 from rag.script import normalize_for_match, to_simplified
 from rag.sentences import enum_item, is_lead_in
 from rag.text import sentence_spans
@@ -38,6 +38,7 @@ SENTENCE_DEPTH = 4  # sentence candidates fetched per chunk candidate
 # A passage that ends by announcing a list (“他要求，”) or in the middle of one continues
 # into the chunks that hold the rest of the items, up to this many more chunks.
 MAX_CONTINUATION = 4
+MAX_LIST_CONTINUATION = 12  # for list questions, whose items may each run over paragraphs
 _ISO_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 
@@ -221,24 +222,30 @@ class Retriever:
         if asks_across(query, (d.meta.speaker for d in self.state.documents.values())):
             ranked = _speeches_first(ranked, self.state.chunks)
         lists = asks_list(query)
+        want = asked_count(query) if lists else 0
         out: list[Passage] = []
         for row in ranked:
             if len(out) >= k:
                 break
             if any(_covers(p.chunk, self.state.chunks[row]) for p in out):
                 continue  # already inside a passage continued over it
-            chunk = self.continued(row, lists, taken=[p.chunk for p in out])
+            chunk = self.continued(row, lists, taken=[p.chunk for p in out], want=want)
             meta = self.state.documents[chunk.doc_id].meta
             out.append(Passage(chunk=chunk, meta=meta, score=fused[row], rank=len(out) + 1))
         return out
 
     # -- continuing a passage over the rest of its list ---------------------------
-    def continued(self, row: int, lists: bool = True, taken: Sequence[Chunk] = ()) -> Chunk:
+    def continued(
+        self, row: int, lists: bool = True, taken: Sequence[Chunk] = (), want: int = 0
+    ) -> Chunk:
         """The chunk at ``row``, extended over the following chunks of its speech while
         they carry on an enumeration: always over the list a chunk ends by announcing
         (“他要求，” here, “一是…”, “二是…” next), and for list questions also when it
-        stops between two items (“一是…” here, “二是…” next). Chunks already inside one
-        of the ``taken`` passages are not taken again."""
+        stops between two items (“一是…” here, “二是…” next), or when a following chunk
+        of the section holds the next item after the rest of the current one (long items,
+        each with its paragraphs), until ``want`` items (the count the question asks
+        for, 0 if none) are reached. Chunks already inside one of the ``taken`` passages
+        are not taken again."""
         chunk = self.state.chunks[row]
         doc = self.state.documents.get(chunk.doc_id)
         if doc is None:
@@ -246,31 +253,49 @@ class Retriever:
         rows = self._doc_rows().get(chunk.doc_id, [])
         start, end, parts = chunk.start, chunk.end, [chunk]
         announced = False
-        for _ in range(MAX_CONTINUATION):
+        budget = MAX_LIST_CONTINUATION if lists else MAX_CONTINUATION
+
+        def after(pos: int) -> Chunk | None:
             nxt = next((self.state.chunks[r] for r in rows
-                        if self.state.chunks[r].start >= end - 1
-                        and self.state.chunks[r].end > end), None)  # fmt: skip
-            if nxt is None or doc.text[end : nxt.start].strip():
-                break
-            if any(_covers(t, nxt) for t in taken):
+                        if self.state.chunks[r].start >= pos - 1
+                        and self.state.chunks[r].end > pos), None)  # fmt: skip
+            if (
+                nxt is None
+                or doc.text[pos : nxt.start].strip()
+                or any(_covers(t, nxt) for t in taken)
+            ):
+                return None
+            return nxt
+
+        while len(parts) <= budget:
+            nxt = after(end)
+            if nxt is None:
                 break
             spans = sentence_spans(doc.text[start:end])
             following = sentence_spans(doc.text[nxt.start : nxt.end])
             if not spans or not following:
                 break
             item = enum_item(doc.text[nxt.start + following[0][0] : nxt.start + following[0][1]])
-            if item is None:
-                break
+            last = _last_item(doc.text, start, spans)
             last_sentence = doc.text[start + spans[-1][0] : start + spans[-1][1]]
-            if len(parts) == 1 and item[1] == 1 and is_lead_in(last_sentence):
+            run = [nxt]
+            if item is not None and len(parts) == 1 and item[1] == 1 and is_lead_in(last_sentence):
                 announced = True  # the list this chunk announces starts in the next one
-            elif not (lists or announced) or _last_item(doc.text, start, spans) != (
-                item[0],
-                item[1] - 1,
-            ):
+            elif item is not None and (lists or announced) and last == (item[0], item[1] - 1):
+                pass  # the next chunk opens with the next item
+            elif lists and last is not None:
+                # a list question reads on over the rest of a long item, through chunks
+                # of the same section, to the chunk that holds the next item
+                run = self._to_next_item(doc.text, nxt, last, after, budget - len(parts))
+                if not run:
+                    break
+            else:
                 break
-            parts.append(nxt)
-            end = nxt.end
+            parts.extend(run)
+            end = run[-1].end
+            now = _last_item(doc.text, start, sentence_spans(doc.text[start:end]))
+            if want and now is not None and now[1] >= want:
+                break  # every item asked for is in
         if len(parts) == 1:
             return chunk
         path = common_path([p.section_path for p in parts])
@@ -284,6 +309,30 @@ class Retriever:
             section_path=path,
             index_text="",
         )
+
+    @staticmethod
+    def _to_next_item(
+        text: str,
+        nxt: Chunk,
+        last: tuple[str, int],
+        after: Callable[[int], Chunk | None],
+        budget: int,
+    ) -> list[Chunk]:
+        """The chunks from ``nxt`` on to the first one holding an item of ``last``'s
+        kind, when that item is the next number and no chunk leaves the section;
+        else []."""
+        run: list[Chunk] = []
+        chunk: Chunk | None = nxt
+        while chunk is not None and len(run) < budget:
+            if chunk.section_path[:1] != nxt.section_path[:1]:
+                return []
+            run.append(chunk)
+            for s, e in sentence_spans(chunk.text):
+                item = enum_item(chunk.text[s:e])
+                if item is not None and item[0] == last[0]:
+                    return run if item[1] == last[1] + 1 else []
+            chunk = after(chunk.end)
+        return []
 
     def _doc_rows(self) -> dict[str, list[int]]:
         cached = self._rows_by_doc

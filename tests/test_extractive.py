@@ -87,3 +87,22 @@ def test_question_terms(question: str, present: list[str], absent: list[str]) ->
     terms = question_terms(question)
     assert all(t in terms for t in present)
     assert not any(t in terms for t in absent)
+
+
+def test_list_items_are_followed_by_their_numbering_over_long_follow_on_text() -> None:
+    text = (
+        "会议提出了要求。一要加强领导。各级要重视。要明确责任。要抓好落实。要加强考核。"
+        "二要强化保障。要落实经费。三要转变作风。会议还谈了别的事。一要另起一份名单。"
+    )
+    _, cited = compose("会议提出哪三点要求？", [passage("a", text, speaker="苏宁")])
+    assert cited == ["一要加强领导[1]。", "二要强化保障[1]。", "三要转变作风[1]。"]
+
+
+def test_a_list_question_takes_the_list_of_a_close_candidate() -> None:
+    # the best-covering sentence is a general statement; the list follows later
+    text = (
+        "群团组织要做好方面工作,走在前列。大家要振奋精神。会上还作了部署。"
+        "群团组织要做好四个方面:一是担负政治责任。二是承担工作责任。"
+    )
+    _, cited = compose("群团组织要做好哪几个方面？", [passage("a", text)])
+    assert cited == ["一是担负政治责任[1]。", "二是承担工作责任[1]。"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.intent import (
+    asked_count,
     asks_across,
     asks_cross_doc,
     asks_date,
@@ -104,3 +105,16 @@ def test_asks_across_by_wording_or_by_two_named_speakers() -> None:
     assert asks_across("蘇寧和王東明都談到了什麼？", speakers)  # traditional script
     assert not asks_across("苏宁谈到了什么？", speakers)  # one speaker, named twice in the list
     assert not asks_across("工会有什么作用？", speakers)  # the empty name matches nothing
+
+
+@pytest.mark.parametrize(
+    ("question", "count"),
+    [
+        ("要把握哪五个方面的重点？", 5),
+        ("提了哪两点要求？", 2),
+        ("Which three projects?", 3),
+        ("有哪些问题？", 0),
+    ],
+)
+def test_the_count_a_question_asks_for(question: str, count: int) -> None:
+    assert asked_count(question) == count

@@ -166,3 +166,41 @@ def test_chunks_inside_a_continued_passage_are_not_returned_again(
     spans = [(p.chunk.start, p.chunk.end) for p in results]
     for i, (a, b) in enumerate(spans):
         assert not any(c <= a and b <= d for j, (c, d) in enumerate(spans) if j != i)
+
+
+@pytest.fixture
+def long_items_state() -> IndexState:
+    """A list whose first item runs over two more chunks before the second item."""
+    emb = KeywordEmbedder()
+    paras = [
+        "一是妇联家庭。",
+        "妇联要做好工作。",
+        "各级要重视。",
+        "二是共青团青年。",
+        "三是职工技能。",
+        "一是另一份名单。",
+    ]
+    text = "".join(paras)
+    doc = Document("d", "d.txt", text, DocMeta(title="d", speaker="苏宁"))
+    chunks, pos = [], 0
+    for j, p in enumerate(paras):
+        chunks.append(Chunk(f"d#{j}", "d", pos, pos + len(p), p, "全文", ["全文"], p))
+        pos += len(p)
+    manifest = Manifest(model_id="kw", dim=emb.dim, chunker_version="1", chunk_max_tokens=9,
+                        chunk_overlap_tokens=0, tokenizer="bigram", ann="flat")  # fmt: skip
+    st = IndexState(manifest, {"d": doc}, chunks, emb.embed_passages([c.text for c in chunks]))
+    st.rebuild_indexes()
+    return st
+
+
+def test_a_list_question_reads_over_a_long_item_to_the_next_ones(
+    long_items_state: IndexState,
+) -> None:
+    r = Retriever(long_items_state, None, mode="bm25")
+    listed = r.search("妇联家庭有哪些", 1)[0]
+    # on to item three; the next list (its numbering starts again) is not taken
+    assert listed.chunk.text.endswith("二是共青团青年。三是职工技能。")
+    assert listed.chunk.text.startswith("一是妇联家庭。")
+    assert r.search("妇联家庭", 1)[0].chunk.text == "一是妇联家庭。"  # not a list question
+    # the count asked for is reached: no need to read on
+    assert r.search("妇联家庭是哪两个", 1)[0].chunk.text.endswith("二是共青团青年。")

@@ -24,7 +24,7 @@ from rag.answer.expect import Expectation, expectation
 from rag.bilingual import is_english
 from rag.intent import asks_across, asks_date, asks_list, asks_meeting, asks_person
 from rag.script import to_simplified
-from rag.sentences import ENUM_START, enum_item, is_lead_in
+from rag.sentences import enum_item, is_lead_in
 from rag.text import CONTENT, REFUSALS, has_han, insert_markers, sentence_spans
 from rag.text import jieba as load_jieba
 from rag.types import Passage
@@ -73,12 +73,15 @@ MAX_SPEECHES = 5
 MAX_SENTENCES = 3
 MAX_LIST_ITEMS = 8
 LOOKAHEAD = 3  # sentences after a lead-in in which a list may start
-MAX_ITEM_GAP = 3  # follow-on sentences allowed between two items of one list
+# List questions: when the best sentence opens no list, the first of the next LIST_DEPTH
+# candidates that does and covers LIST_KEEP of the best's coverage answers.
+LIST_DEPTH = 4
+LIST_KEEP = 0.8
 RANK_PRIOR = 0.06
 # A question asking for a day, a number, a post, a name or a group's members: when the
 # best sentence holds no such answer, a candidate among the first EXPECT_DEPTH that
 # does and covers EXPECT_KEEP of the best's coverage answers instead; else refuse.
-EXPECT_DEPTH = 8
+EXPECT_DEPTH = 4
 EXPECT_KEEP = 0.7
 # English questions: a sentence's cosine to the question plus this share of the weight
 # of the question's translated terms it holds (benchmarks/answer_sweep.py)
@@ -256,38 +259,51 @@ class ExtractiveBackend(AnswerBackend):
 
     # -- composing ---------------------------------------------------------------
     def _enumeration(self, best: Candidate, passage: Passage) -> list[tuple[int, int]]:
-        """The items of the enumeration ``best`` opens, belongs to, or leads into."""
+        """The items of the enumeration ``best`` opens, belongs to, or announces.
+
+        Items are followed by their numbering, not by their distance: from item one of
+        the run (“一是”, “一要”, “（一）”, “第一”…) on through two, three… of the same
+        kind, over any follow-on sentences between them, until the numbering breaks
+        (another list of the same kind starts) or the passage ends. Items of another
+        kind in between are sub-items and are passed over. ``best`` announces a list
+        when the list starts right after it (“…提供保障。一是…”), when it is a lead-in
+        (“提出三点要求：”, “…有以下几个方面”), or when only lead-ins stand between."""
         text = passage.chunk.text
         spans = sentence_spans(text)
         idx = next((i for i, sp in enumerate(spans) if sp == (best.start, best.end)), None)
         if idx is None:
             return []
-        is_item = [bool(ENUM_START.match(text[s:e])) for s, e in spans]
-        ahead = [j for j in range(idx + 1, min(idx + 1 + LOOKAHEAD, len(spans))) if is_item[j]]
-        if not is_item[idx] and ahead and _leads_into(text, spans, idx, ahead[0]):
-            first = ahead[0]  # the best sentence leads into a list (“…也是两条。一是…”)
-        elif is_item[idx]:
-            first, gap = idx, 0
-            for j in range(idx - 1, -1, -1):  # back to the first item of this run
-                if is_item[j]:
-                    first, gap = j, 0
-                else:
-                    gap += 1
-                    if gap > MAX_ITEM_GAP:
-                        break
+        marks = [enum_item(text[s:e]) for s, e in spans]
+        mark = marks[idx]
+        if mark is not None:
+            family, number = mark
+            first = idx
+            for j in range(idx - 1, -1, -1):  # back to item one of this run
+                if number <= 1:
+                    break
+                if marks[j] == (family, number - 1):
+                    first, number = j, number - 1
+                elif marks[j] is not None and marks[j][0] == family:  # type: ignore[index]
+                    break
         else:
-            return []
-        items, gap = [first], 0
-        for j in range(first + 1, len(spans)):  # forward, over each item's follow-on sentences
+            ones = [j for j in range(idx + 1, len(spans)) if marks[j] and marks[j][1] == 1]  # type: ignore[index]
+            if not ones:
+                return []
+            first = ones[0]
+            near = first - idx <= LOOKAHEAD and _leads_into(text, spans, idx, first)
+            if not near and not is_lead_in(text[best.start : best.end]):
+                return []
+        family, number = marks[first]  # type: ignore[misc]
+        items = [first]
+        for j in range(first + 1, len(spans)):
             if len(items) >= MAX_LIST_ITEMS:
                 break
-            if is_item[j]:
+            m = marks[j]
+            if m == (family, number + 1):
                 items.append(j)
-                gap = 0
-            else:
-                gap += 1
-                if gap > MAX_ITEM_GAP:
-                    break
+                number += 1
+            elif m is not None and m[0] == family:
+                break  # the numbering starts again: another list
         return [spans[i] for i in items] if len(items) >= 2 else []
 
     @staticmethod
@@ -334,8 +350,16 @@ class ExtractiveBackend(AnswerBackend):
         if asks_across(question, (p.meta.speaker for p in request.passages)):
             chosen = self._per_speech(cands, request.passages)
         if not chosen and asks_list(question):
-            items = self._enumeration(best, request.passages[best.passage_no - 1])
-            chosen = [(best.passage_no, s, e) for s, e in items]
+            # the best sentence's list; else the list of a close candidate (the best
+            # sentence is often the general statement that precedes the items)
+            for c in [
+                best,
+                *(c for c in cands[1:LIST_DEPTH] if c.coverage >= LIST_KEEP * best.coverage),
+            ]:
+                items = self._enumeration(c, request.passages[c.passage_no - 1])
+                if items:
+                    best, chosen = c, [(c.passage_no, s, e) for s, e in items]
+                    break
         expect = expectation(question)
         listed = expect is not None and expect.kind == "members" and len(chosen) >= 2
         if (
