@@ -103,20 +103,27 @@ class BM25Index:
         self.size = 0
 
     def build(self, texts: Sequence[str]) -> None:
-        self.size = len(texts)
-        if not texts:
+        self.build_tokens([tokenize(t, self.tokenizer) for t in texts])
+
+    def build_tokens(self, corpus: Sequence[Sequence[str]]) -> None:
+        """Index rows already tokenised (with this index's tokenizer), e.g. as stored."""
+        self.size = len(corpus)
+        if not corpus:
             self._bm25 = None
             return
-        corpus = [tokenize(t, self.tokenizer) or ["\u0000"] for t in texts]
         bm = bm25s.BM25(k1=self.K1, b=self.B)
-        bm.index(corpus, show_progress=False)
+        bm.index([list(toks) or ["\u0000"] for toks in corpus], show_progress=False)
         self._bm25 = bm
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every row for ``query`` (zeros where nothing matches)."""
+        return self.scores_tokens(tokenize(query, self.tokenizer))
+
+    def scores_tokens(self, tokens: Sequence[str]) -> np.ndarray:
+        """BM25 score of every row for query ``tokens`` (zeros where nothing matches)."""
         if self._bm25 is None:
             return np.zeros(self.size, dtype=np.float32)
-        tokens = tokenize(query, self.tokenizer)
+        tokens = list(tokens)
         if not tokens:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
