@@ -11,8 +11,9 @@ chunk vector and the vectors of its sentences, compactly encoded — see
 ``index.vectors.encode_vectors``) and ``meta`` (the manifest and a commit counter).
 Text is stored once: a chunk's text is a slice of its document's (``own_text`` only
 when it is not), its indexed text is its section ``header`` + "\n" + text (or
-``own_index_text``), its keyword ``tokens`` are stored zlib-compressed (joined by
-\x1f), its ``vector`` is one record of the manifest's codec and ``sentences`` one
+``own_index_text``), its keyword tokens are stored as ``n_tokens`` and ``terms`` (the
+ids of its distinct tokens in the ``vocab`` table, ascending, delta-coded, then their
+counts; zlib), its ``vector`` is one record of the manifest's codec and ``sentences`` one
 record per sentence, in order.
 
 A write (an ingest, a removal) is one SQLite transaction: it deletes the rows of the
@@ -39,6 +40,7 @@ import logging
 import sqlite3
 import time
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -49,7 +51,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from index.atomic import checkpoint, remove_temp_files
-from index.keywords import BM25Index, tokenize
+from index.keywords import PLACEHOLDER, BM25Index, tokenize
 from index.legacy import has_legacy_index, read_legacy, remove_legacy
 from index.vectors import VectorIndex, codec_dtype, decode_vectors, encode_vectors
 from index.vectors import make_vector_index as make_vector_index
@@ -73,7 +75,6 @@ BUSY_TIMEOUT_MS = 30_000
 PAGE_SIZE = 16384
 GEN_PREFIX = "gen-"
 DEFAULT_VECTOR_CODEC = "i8"
-TOKEN_SEP = "\x1f"
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +99,13 @@ CREATE TABLE IF NOT EXISTS chunks (
     header TEXT,
     own_text TEXT,
     own_index_text TEXT,
-    tokens BLOB NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    terms BLOB NOT NULL,
     vector BLOB NOT NULL,
     sentences BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks (doc);
+CREATE TABLE IF NOT EXISTS vocab (token TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -164,9 +167,17 @@ class IndexState:
     sentence_owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     sentence_index: VectorIndex | None = None
 
-    def rebuild_indexes(self, tokens: Sequence[Sequence[str]] | None = None) -> None:
-        """(Re)build FAISS and BM25 from ``chunks`` (or their stored ``tokens``),
-        ``vectors`` and ``sentence_vectors``."""
+    def rebuild_indexes(self) -> None:
+        """(Re)build FAISS and BM25 from ``chunks``, ``vectors`` and ``sentence_vectors``."""
+        self.rebuild_vector_indexes()
+        bm = BM25Index(self.manifest.tokenizer)
+        bm.build([c.index_text or c.text for c in self.chunks])
+        self.bm25 = bm
+        self.manifest.n_documents = len(self.documents)
+        self.manifest.n_chunks = len(self.chunks)
+        self.manifest.corpus_hash = corpus_hash(self.documents)
+
+    def rebuild_vector_indexes(self) -> None:
         dim = self.manifest.dim
         vi = make_vector_index(self.manifest.ann, dim)
         vi.build(self.vectors.reshape(-1, dim))
@@ -174,15 +185,6 @@ class IndexState:
         si = make_vector_index(self.manifest.ann, dim)
         si.build(self.sentence_vectors.reshape(-1, dim))
         self.sentence_index = si
-        bm = BM25Index(self.manifest.tokenizer)
-        if tokens is None:
-            bm.build([c.index_text or c.text for c in self.chunks])
-        else:
-            bm.build_tokens(tokens)
-        self.bm25 = bm
-        self.manifest.n_documents = len(self.documents)
-        self.manifest.n_chunks = len(self.chunks)
-        self.manifest.corpus_hash = corpus_hash(self.documents)
 
     def chunk_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {doc_id: 0 for doc_id in self.documents}
@@ -325,14 +327,17 @@ class IndexStore:
             ):
                 doc = Document(doc_id, source, text, DocMeta.from_dict(json.loads(meta)), sha)
                 by_row[row] = documents[doc_id] = doc
+            vocab: dict[str, int] = dict(con.execute("SELECT token, id FROM vocab"))
             chunks: list[Chunk] = []
-            tokens: list[list[str]] = []
+            terms: list[np.ndarray] = []
+            counts: list[np.ndarray] = []
+            lengths: list[int] = []
             vec_parts: list[bytes] = []
             sent_parts: list[bytes] = []
             for (doc_row, chunk_id, start, end, section, path, header, own_text, own_index,
-                 toks, vec, sents) in con.execute(
+                 n_tokens, packed, vec, sents) in con.execute(
                 'SELECT doc, chunk_id, start, "end", section, section_path, header, own_text, '
-                "own_index_text, tokens, vector, sentences FROM chunks ORDER BY id"
+                "own_index_text, n_tokens, terms, vector, sentences FROM chunks ORDER BY id"
             ):  # fmt: skip
                 doc = by_row[doc_row]
                 text = own_text if own_text is not None else doc.text[start:end]
@@ -342,8 +347,10 @@ class IndexStore:
                     index_text = "" if header is None else f"{header}\n{text}"
                 chunks.append(Chunk(chunk_id, doc.doc_id, start, end, text, section,
                                     json.loads(path), index_text))  # fmt: skip
-                joined = zlib.decompress(toks).decode("utf-8")
-                tokens.append(joined.split(TOKEN_SEP) if joined else [])
+                ids, tf = _unpack_terms(packed)
+                terms.append(ids)
+                counts.append(tf)
+                lengths.append(n_tokens)
                 vec_parts.append(vec)
                 sent_parts.append(sents)
         except (sqlite3.Error, KeyError, ValueError, zlib.error) as exc:
@@ -351,18 +358,19 @@ class IndexStore:
         itemsize = codec_dtype(codec, dim).itemsize
         if any(len(v) != itemsize for v in vec_parts) or any(len(s) % itemsize for s in sent_parts):
             raise StoreError(f"the index in {self.db_path} is inconsistent: bad vector records")
-        counts = np.fromiter((len(s) // itemsize for s in sent_parts), np.int64, len(sent_parts))
+        per_chunk = np.fromiter((len(s) // itemsize for s in sent_parts), np.int64, len(sent_parts))
         state = IndexState(
             manifest=manifest,
             documents=documents,
             chunks=chunks,
             vectors=decode_vectors(b"".join(vec_parts), codec, dim).reshape(-1, dim),
             sentence_vectors=decode_vectors(b"".join(sent_parts), codec, dim).reshape(-1, dim),
-            sentence_owner=np.repeat(np.arange(len(chunks), dtype=np.int64), counts),
+            sentence_owner=np.repeat(np.arange(len(chunks), dtype=np.int64), per_chunk),
         )
-        generation, created = manifest.generation, manifest.created
-        state.rebuild_indexes(tokens)
-        manifest.generation, manifest.created = generation, created
+        state.rebuild_vector_indexes()
+        bm = BM25Index(manifest.tokenizer)
+        bm.set_postings(vocab, terms, counts, lengths)
+        state.bm25 = bm
         return state
 
     def _load_legacy(self) -> IndexState | None:
@@ -417,7 +425,8 @@ class IndexStore:
         replace_all: bool,
         number: int | None = None,
     ) -> str:
-        rows = _chunk_rows(changes, manifest)  # encode and tokenise before the transaction
+        # encode and tokenise before the transaction
+        rows, tokens = _chunk_rows(changes, manifest)
         with closing(self._connect()) as con:
             try:
                 con.execute("BEGIN IMMEDIATE")
@@ -426,8 +435,9 @@ class IndexStore:
                     if statement.strip():
                         con.execute(statement)
                 if replace_all:
-                    con.execute("DELETE FROM chunks")
-                    con.execute("DELETE FROM documents")
+                    for table in ("chunks", "documents", "vocab"):
+                        con.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed names)
+                    con.execute("DELETE FROM meta WHERE key = 'vocab_next'")
                 for doc_id in remove | {d.doc_id for d in changes.documents}:
                     con.execute("DELETE FROM chunks WHERE doc IN "
                                 "(SELECT id FROM documents WHERE doc_id = ?)", (doc_id,))  # fmt: skip
@@ -444,11 +454,15 @@ class IndexStore:
                     assert cur.lastrowid is not None
                     doc_rows[d.doc_id] = cur.lastrowid
                 checkpoint("wrote documents")
+                ids = _term_ids(con, {t for toks in tokens for t in toks})
                 con.executemany(
                     'INSERT INTO chunks (doc, chunk_id, start, "end", section, section_path, '
-                    "header, own_text, own_index_text, tokens, vector, sentences) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    ((doc_rows[r[0]], *r[1:]) for r in rows),
+                    "header, own_text, own_index_text, n_tokens, terms, vector, sentences) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        (doc_rows[r[0]], *r[1:-2], len(toks), _pack_terms(toks, ids), *r[-2:])
+                        for r, toks in zip(rows, tokens, strict=True)
+                    ),
                 )
                 checkpoint("wrote chunks")
                 stored = Manifest.from_dict(manifest.to_dict())
@@ -504,8 +518,11 @@ class IndexStore:
         return True
 
 
-def _chunk_rows(changes: Changes, manifest: Manifest) -> list[tuple[Any, ...]]:
-    """Rows of the chunks table for ``changes`` (the document id in place of its row)."""
+def _chunk_rows(
+    changes: Changes, manifest: Manifest
+) -> tuple[list[tuple[Any, ...]], list[list[str]]]:
+    """Rows of the chunks table for ``changes`` (the document id in place of its row,
+    without the token columns) and each chunk's keyword tokens."""
     docs = {d.doc_id: d for d in changes.documents}
     dim, codec = manifest.dim, manifest.vector_codec
     n = len(changes.chunks)
@@ -520,7 +537,7 @@ def _chunk_rows(changes: Changes, manifest: Manifest) -> list[tuple[Any, ...]]:
         raise ValueError("sentence vectors do not match their owners")
     order = np.argsort(owner, kind="stable")
     bounds = np.searchsorted(owner[order], np.arange(n + 1))
-    rows = []
+    rows, tokens = [], []
     for i, c in enumerate(changes.chunks):
         doc = docs.get(c.doc_id)
         if doc is None:
@@ -532,14 +549,50 @@ def _chunk_rows(changes: Changes, manifest: Manifest) -> list[tuple[Any, ...]]:
             header = c.index_text[: len(c.index_text) - len(c.text) - 1]
         elif c.index_text:
             own_index = c.index_text
-        toks = TOKEN_SEP.join(tokenize(c.index_text or c.text, manifest.tokenizer))
+        tokens.append(tokenize(c.index_text or c.text, manifest.tokenizer) or [PLACEHOLDER])
         sent = sentences[order[bounds[i] : bounds[i + 1]]]
         rows.append((
             c.doc_id, c.chunk_id, c.start, c.end, c.section,
             json.dumps(c.section_path, ensure_ascii=False), header, own_text, own_index,
-            zlib.compress(toks.encode("utf-8")), vectors[i : i + 1].tobytes(), sent.tobytes(),
+            vectors[i : i + 1].tobytes(), sent.tobytes(),
         ))  # fmt: skip
-    return rows
+    return rows, tokens
+
+
+def _term_ids(con: sqlite3.Connection, tokens: set[str]) -> dict[str, int]:
+    """Ids of ``tokens`` in the vocabulary, adding the new ones (inside a write)."""
+    wanted = sorted(tokens)
+    ids: dict[str, int] = {}
+    for i in range(0, len(wanted), 500):
+        part = wanted[i : i + 500]
+        marks = ",".join("?" * len(part))
+        ids.update(con.execute(f"SELECT token, id FROM vocab WHERE token IN ({marks})", part))  # noqa: S608
+    missing = [t for t in wanted if t not in ids]
+    if missing:
+        row = con.execute("SELECT value FROM meta WHERE key = 'vocab_next'").fetchone()
+        first = int(row[0]) if row else 0
+        new = {t: first + j for j, t in enumerate(missing)}
+        con.executemany("INSERT INTO vocab (token, id) VALUES (?, ?)", new.items())
+        con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('vocab_next', ?)",
+                    (str(first + len(missing)),))  # fmt: skip
+        ids.update(new)
+    return ids
+
+
+def _pack_terms(tokens: Sequence[str], ids: dict[str, int]) -> bytes:
+    """A chunk's distinct term ids (ascending, as deltas) then their counts, zlib'ed."""
+    counted = Counter(ids[t] for t in tokens)
+    terms = np.array(sorted(counted), dtype=np.int64)
+    deltas = np.diff(terms, prepend=0).astype("<u4")
+    tf = np.array([counted[t] for t in terms], dtype="<u2")
+    return zlib.compress(deltas.tobytes() + tf.tobytes())
+
+
+def _unpack_terms(packed: bytes) -> tuple[np.ndarray, np.ndarray]:
+    raw = zlib.decompress(packed)
+    k = len(raw) // 6
+    terms = np.cumsum(np.frombuffer(raw, dtype="<u4", count=k).astype(np.int64))
+    return terms, np.frombuffer(raw, dtype="<u2", offset=4 * k).astype(np.int64)
 
 
 def _read_manifest(con: sqlite3.Connection, where: Path) -> Manifest:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from index.store import StoreError
+from index.store import IndexStore, StoreError
 from rag.answer import Turn
 from rag.pipeline import BUNDLED_CORPUS, IndexMismatchError, Pipeline, QueryError
 from rag.retrieve import Filters
@@ -253,3 +255,39 @@ def test_large_k_returns_k_passages(built: Pipeline) -> None:
     assert len(built.state().chunks) > 120
     for query in ("群团组织的灵魂是什么？", "他要求各级党委做好哪几项工作？"):
         assert len(built.search(query, 100)) == 100
+
+
+def test_adding_a_speech_neither_loads_nor_rewrites_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus, late = tmp_path / "corpus", tmp_path / "late"
+    shutil.copytree(BUNDLED_CORPUS, corpus)
+    late.mkdir()
+    newcomer = sorted(corpus.glob("*.txt"))[-1]
+    newcomer = newcomer.rename(late / newcomer.name)
+    settings = Settings(home=tmp_path / "home", embed_model="hash")
+    Pipeline(settings).ingest([corpus])
+    store = IndexStore(settings.home)
+    before = _chunk_rows(store)
+
+    def whole(self: IndexStore, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a one-speech ingest read or wrote the whole index")
+
+    monkeypatch.setattr(IndexStore, "load", whole)
+    monkeypatch.setattr(IndexStore, "save", whole)
+    report = Pipeline(settings).ingest([newcomer])
+    monkeypatch.undo()
+    assert report.added == [newcomer.stem] and report.total_documents == 5
+    after = _chunk_rows(store)
+    assert {k: v for k, v in after.items() if not k.startswith(newcomer.stem)} == before
+    reader = Pipeline(settings)
+    own = [c for c in reader.state().chunks if c.doc_id == newcomer.stem]
+    assert own and len(reader.state().documents) == 5
+    hits = reader.search(own[len(own) // 2].text[:60], 3, mode="bm25")
+    assert hits and hits[0].chunk.doc_id == newcomer.stem
+
+
+def _chunk_rows(store: IndexStore) -> dict[str, int]:
+    """Chunk id → its row in the database (a rewritten chunk gets a new row)."""
+    with closing(sqlite3.connect(store.db_path)) as con:
+        return dict(con.execute("SELECT chunk_id, id FROM chunks"))

@@ -12,6 +12,7 @@ from index.atomic import checkpoint_hook
 from index.keywords import BM25Index, tokenize
 from index.store import DEFAULT_VECTOR_CODEC, Changes, IndexState, IndexStore, Manifest, StoreError
 from index.vectors import codec_dtype, decode_vectors, encode_vectors, make_vector_index
+from rag.pipeline import BUNDLED_CORPUS
 from rag.types import Chunk, DocMeta, Document
 
 
@@ -283,3 +284,40 @@ def test_an_unreadable_old_index_says_how_to_rebuild(tmp_path: Path) -> None:
     loaded = store.load()
     assert loaded is not None and len(loaded.documents) == 1
     assert not (store.root / "generations").exists()
+
+
+def test_keyword_index_loaded_from_stored_terms_equals_a_fresh_build(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    with store.writer():
+        store.save(_state(3, tokenizer="bigram"))
+        extra = _state(5, tokenizer="bigram")
+        for d in ("d3", "d4"):
+            rows = [i for i, c in enumerate(extra.chunks) if c.doc_id == d]
+            store.update(extra.manifest, Changes(
+                [extra.documents[d]], [extra.chunks[i] for i in rows], extra.vectors[rows],
+                np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
+            ), remove=["d1"])  # fmt: skip
+    loaded = store.load()
+    assert loaded is not None and sorted(loaded.documents) == ["d0", "d2", "d3", "d4"]
+    fresh = BM25Index("bigram")
+    fresh.build([c.index_text for c in loaded.chunks])
+    assert loaded.bm25 is not None
+    for query in ("妇联工作第3段", "工会", "第4段。妇联", "没有的词"):
+        np.testing.assert_allclose(loaded.bm25.scores(query), fresh.scores(query), rtol=1e-6)
+    assert loaded.bm25.scores("第3段").argmax() in {4, 5}
+
+
+def test_keyword_scores_are_those_of_bm25s() -> None:
+    bm25s = pytest.importorskip("bm25s")
+    texts = [p.read_text(encoding="utf-8") for p in sorted(BUNDLED_CORPUS.glob("*.txt"))]
+    texts = [t[i : i + 300] for t in texts for i in range(0, len(t), 300)]
+    corpus = [tokenize(t, "bigram") for t in texts]
+    reference = bm25s.BM25(k1=BM25Index.K1, b=BM25Index.B)
+    reference.index([t or ["\u0000"] for t in corpus], show_progress=False)
+    ours = BM25Index("bigram")
+    ours.build_tokens(corpus)
+    for query in ("群团组织的灵魂是什么", "工会要做好困难职工帮扶工作", "妇联 共青团 青年"):
+        tokens = tokenize(query, "bigram")
+        np.testing.assert_allclose(
+            ours.scores_tokens(tokens), reference.get_scores(tokens), rtol=1e-5, atol=1e-6
+        )
