@@ -602,7 +602,10 @@ def _read_manifest(con: sqlite3.Connection, where: Path) -> Manifest:
         raise StoreError(f"cannot read the index database {where}: {exc}") from exc
     if row is None:
         raise StoreError(f"the index database {where} holds no manifest")
-    manifest = Manifest.from_dict(json.loads(row[0]))
+    try:
+        manifest = Manifest.from_dict(json.loads(row[0]))
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"corrupt manifest in the index database {where}: {exc}") from exc
     if manifest.format_version != FORMAT_VERSION:
         raise StoreError(
             f"index format {manifest.format_version} in {where} is not supported "
