@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import time
 import zlib
@@ -86,7 +87,8 @@ CREATE TABLE IF NOT EXISTS documents (
     source TEXT NOT NULL,
     sha256 TEXT NOT NULL,
     meta TEXT NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    lines BLOB NOT NULL DEFAULT x''
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY,
@@ -106,6 +108,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks (doc);
 CREATE TABLE IF NOT EXISTS vocab (token TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lines (hash BLOB PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -203,6 +206,8 @@ class Changes:
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     sentence_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     sentence_owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # doc_id → the distinct stripped lines of its raw file (for boilerplate statistics)
+    lines: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
     def of_state(cls, state: IndexState) -> Changes:
@@ -307,6 +312,43 @@ class IndexStore:
                 }
         state = self._load_legacy()
         return dict(state.documents) if state is not None else {}
+
+    def document_texts(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """Cleaned texts of the given indexed documents (those that exist)."""
+        with self._snapshot() as con:
+            if con is None or not _committed(con):
+                return {}
+            out: dict[str, str] = {}
+            for doc_id in doc_ids:
+                row = con.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,))
+                out.update((doc_id, text) for (text,) in row)
+            return out
+
+    def line_counts(self, batch: Sequence[tuple[str, set[str]]]) -> dict[str, int]:
+        """For the lines of ``batch`` (each file's source and distinct stripped lines):
+        how many indexed documents hold each, not counting those files' own indexed
+        versions (same source, or a copy with the very same lines)."""
+        with self._snapshot() as con:
+            if con is None or not _committed(con):
+                return {}
+            hashes = {line: _line_hash(line) for _, lines in batch for line in lines}
+            by_hash: dict[bytes, int] = {}
+            wanted = sorted(set(hashes.values()))
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
+                marks = ",".join("?" * len(part))
+                by_hash.update(
+                    con.execute(f"SELECT hash, n FROM lines WHERE hash IN ({marks})", part)
+                )  # noqa: S608
+            keys = {_source_key(src) for src, _ in batch}
+            packed = {_pack_lines(lines) for _, lines in batch}
+            for source, own in con.execute("SELECT source, lines FROM documents"):
+                if _source_key(source) in keys or own in packed:
+                    for h in _unpack_lines(own):
+                        if h in by_hash:
+                            by_hash[h] -= 1
+            counts = {line: by_hash.get(h, 0) for line, h in hashes.items()}
+            return {line: n for line, n in counts.items() if n > 0}
 
     def load(self) -> IndexState | None:
         """The committed state (one read transaction), or ``None`` when nothing was indexed."""
@@ -438,7 +480,12 @@ class IndexStore:
                     for table in ("chunks", "documents", "vocab"):
                         con.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed names)
                     con.execute("DELETE FROM meta WHERE key = 'vocab_next'")
-                for doc_id in remove | {d.doc_id for d in changes.documents}:
+                gone = remove | {d.doc_id for d in changes.documents}
+                if replace_all:
+                    con.execute("DELETE FROM lines")
+                else:
+                    _count_lines(con, gone, -1)
+                for doc_id in gone:
                     con.execute("DELETE FROM chunks WHERE doc IN "
                                 "(SELECT id FROM documents WHERE doc_id = ?)", (doc_id,))  # fmt: skip
                     con.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
@@ -446,13 +493,15 @@ class IndexStore:
                 doc_rows: dict[str, int] = {}
                 for d in changes.documents:
                     cur = con.execute(
-                        "INSERT INTO documents (doc_id, source, sha256, meta, text) "
-                        "VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO documents (doc_id, source, sha256, meta, text, lines) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
                         (d.doc_id, d.source, d.sha256,
-                         json.dumps(d.meta.to_dict(), ensure_ascii=False), d.text),
+                         json.dumps(d.meta.to_dict(), ensure_ascii=False), d.text,
+                         _pack_lines(changes.lines.get(d.doc_id, set()))),
                     )  # fmt: skip
                     assert cur.lastrowid is not None
                     doc_rows[d.doc_id] = cur.lastrowid
+                _count_lines(con, {d.doc_id for d in changes.documents}, +1)
                 checkpoint("wrote documents")
                 ids = _term_ids(con, {t for toks in tokens for t in toks})
                 con.executemany(
@@ -593,6 +642,35 @@ def _unpack_terms(packed: bytes) -> tuple[np.ndarray, np.ndarray]:
     k = len(raw) // 6
     terms = np.cumsum(np.frombuffer(raw, dtype="<u4", count=k).astype(np.int64))
     return terms, np.frombuffer(raw, dtype="<u2", offset=4 * k).astype(np.int64)
+
+
+def _line_hash(line: str) -> bytes:
+    return hashlib.blake2b(line.encode("utf-8"), digest_size=8).digest()
+
+
+def _pack_lines(lines: Iterable[str]) -> bytes:
+    return b"".join(sorted({_line_hash(line) for line in lines}))
+
+
+def _unpack_lines(packed: bytes) -> list[bytes]:
+    return [packed[i : i + 8] for i in range(0, len(packed), 8)]
+
+
+def _count_lines(con: sqlite3.Connection, doc_ids: Iterable[str], step: int) -> None:
+    """Add ``step`` to the document count of every line of the given documents."""
+    for doc_id in doc_ids:
+        row = con.execute("SELECT lines FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        if row is None or not row[0]:
+            continue
+        hashes = [(h,) for h in _unpack_lines(row[0])]
+        con.executemany("INSERT OR IGNORE INTO lines (hash, n) VALUES (?, 0)", hashes)
+        con.executemany(f"UPDATE lines SET n = n + {int(step)} WHERE hash = ?", hashes)  # noqa: S608
+        if step < 0:
+            con.executemany("DELETE FROM lines WHERE hash = ? AND n <= 0", hashes)
+
+
+def _source_key(source: str) -> str:
+    return os.path.realpath(source)
 
 
 def _read_manifest(con: sqlite3.Connection, where: Path) -> Manifest:

@@ -194,12 +194,26 @@ class Pipeline:
         progress: Progress | None = None,
     ) -> IngestReport:
         paths = list(paths) if paths else [BUNDLED_CORPUS]
-        docs, skipped = load_documents(
-            paths, max_text_mb=self.settings.max_text_mb, max_file_mb=self.settings.max_file_mb
-        )
-        report = IngestReport(files=len(docs) + len(skipped), skipped=list(skipped))
         want = self._wanted_manifest()
         with self.store.writer():
+            # lines the indexed documents share count as site furniture too, so a file
+            # cleans the same alone as in one batch with them
+            raw_lines: dict[str, set[str]] = {}
+
+            def known_lines(batch: list[tuple[str, set[str]]]) -> dict[str, int]:
+                raw_lines.update(batch)
+                try:
+                    return self.store.line_counts(batch)
+                except StoreError:
+                    return {}  # unreadable index: only a rebuild goes on, from the batch
+
+            docs, skipped = load_documents(
+                paths,
+                max_text_mb=self.settings.max_text_mb,
+                max_file_mb=self.settings.max_file_mb,
+                known_lines=known_lines,
+            )
+            report = IngestReport(files=len(docs) + len(skipped), skipped=list(skipped))
             try:
                 have = self.store.manifest()
             except StoreError:
@@ -224,13 +238,16 @@ class Pipeline:
             incoming = {d.doc_id: d for d in assign_doc_ids(docs, {**carried, **indexed})}
             for doc_id, doc in carried.items():
                 incoming.setdefault(doc_id, doc)
+            # an unchanged file whose cleaned text differs (other boilerplate statistics,
+            # another cleaner) is re-indexed too
+            stored = self.store.document_texts(d for d in incoming if d in indexed)
             to_index: list[Document] = []
             for doc in incoming.values():
                 prev = indexed.get(doc.doc_id)
                 if prev is None:
                     report.added.append(doc.doc_id)
                     to_index.append(doc)
-                elif prev.sha256 != doc.sha256:
+                elif prev.sha256 != doc.sha256 or stored.get(doc.doc_id, doc.text) != doc.text:
                     report.updated.append(doc.doc_id)
                     to_index.append(doc)
                 else:
@@ -247,7 +264,8 @@ class Pipeline:
                 if progress:
                     progress("chunk", i, len(to_index))
             vectors, sent_vectors, sent_owner = self._embed_all(new_chunks, progress)
-            changes = Changes(to_index, new_chunks, vectors, sent_vectors, sent_owner)
+            lines = {d.doc_id: raw_lines[d.source] for d in to_index if d.source in raw_lines}
+            changes = Changes(to_index, new_chunks, vectors, sent_vectors, sent_owner, lines)
             report.generation = self.store.update(want, changes, replace_all=rebuild)
             report.chunks_embedded = len(new_chunks)
             report.total_documents = want.n_documents

@@ -203,7 +203,10 @@ def test_same_file_name_from_two_folders_is_two_documents(tmp_path: Path) -> Non
         hits = pipeline.search(phrase, 3, mode="bm25")
         assert hits and hits[0].chunk.doc_id == doc_id
 
-    # the same files again: nothing changes; an edited one is updated in place
+    # the same files again: no new document ("report", cleaned before its sibling came,
+    # is re-cleaned once with the lines they share as boilerplate), then nothing changes;
+    # an edited one is updated in place
+    assert not pipeline.ingest([first, second]).added
     again = pipeline.ingest([first, second])
     assert sorted(again.unchanged) == sorted(["report", other]) and not again.changed
     with (second / "report.txt").open("a", encoding="utf-8") as fh:
@@ -291,3 +294,36 @@ def _chunk_rows(store: IndexStore) -> dict[str, int]:
     """Chunk id → its row in the database (a rewritten chunk gets a new row)."""
     with closing(sqlite3.connect(store.db_path)) as con:
         return dict(con.execute("SELECT chunk_id, id FROM chunks"))
+
+
+SITE_TOP = ("欢迎访问群团工作网", "首页 要闻 工作动态 理论研究")
+SITE_BOTTOM = ("主办：群团工作网编辑部 联系我们", "本文来源：群团工作网")
+
+
+def test_a_speech_ingested_alone_is_cleaned_as_in_one_batch(tmp_path: Path) -> None:
+    # every page carries the same site lines; by their shape and place alone the
+    # cleaner keeps the bottom ones of 000_*, repeated across speeches they go
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for src in sorted(BUNDLED_CORPUS.glob("*.txt")):
+        text = src.read_text(encoding="utf-8")
+        (corpus / src.name).write_text(
+            "\n".join([*SITE_TOP, text, *SITE_BOTTOM]) + "\n", encoding="utf-8"
+        )
+    files = sorted(corpus.glob("*.txt"))
+    lone = files[0]
+    together = Pipeline(Settings(home=tmp_path / "together", embed_model="hash"))
+    together.ingest([corpus])
+    batch = {d: doc.text for d, doc in together.state().documents.items()}
+    assert not any(line in text for text in batch.values() for line in SITE_BOTTOM)
+
+    apart = Pipeline(Settings(home=tmp_path / "apart", embed_model="hash"))
+    apart.ingest(files[1:])
+    assert apart.ingest([lone]).added == [lone.stem]
+    assert {d: doc.text for d, doc in apart.state().documents.items()} == batch
+    assert not apart.ingest([corpus]).changed  # the same files again: nothing to do
+    # removed documents leave the statistics: alone again, the site lines stay
+    others = [f.stem for f in files[1:]]
+    assert apart.remove(others) == others
+    assert apart.ingest([lone]).updated == [lone.stem]
+    assert SITE_BOTTOM[0] in apart.state().documents[lone.stem].text
