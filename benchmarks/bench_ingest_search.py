@@ -62,7 +62,7 @@ def bench(name: str, files: list[Path], sentence_vectors: bool, repeats: int) ->
                 lat.append((time.perf_counter() - t0) * 1000)
         lat.sort()
         p95 = lat[int(0.95 * (len(lat) - 1))]
-        size = du(pipeline.store.generations / state.manifest.generation)
+        size = du(pipeline.store.root)
         print(f"{name:<22} sent_vec={str(sentence_vectors):<5} docs={report.total_documents:>3} "
               f"chunks={n:>5} texts={len(texts):>5} | ingest {n / ingest_s:6.2f} chunks/s "
               f"({ingest_s:6.1f}s) | bare encode {len(texts) / bare_s:6.2f} texts/s ({bare_s:6.1f}s) "

@@ -1,6 +1,6 @@
-"""Persistence: one data directory holding FAISS vectors, a BM25 index, a JSON
-docstore and a manifest, written as immutable generations behind an atomic pointer."""
+"""Persistence: one SQLite database (documents, chunks, compact vectors, keyword tokens,
+manifest) written one transaction per ingest; FAISS and BM25 are built from it in memory."""
 
-from index.store import IndexState, IndexStore, Manifest, StoreError
+from index.store import Changes, IndexState, IndexStore, Manifest, StoreError
 
-__all__ = ["IndexState", "IndexStore", "Manifest", "StoreError"]
+__all__ = ["Changes", "IndexState", "IndexStore", "Manifest", "StoreError"]

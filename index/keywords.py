@@ -1,4 +1,4 @@
-"""Keyword side of retrieval: Chinese tokenisation and a BM25 index (bm25s).
+"""Keyword side of retrieval: Chinese tokenisation and a BM25 index.
 
 Text is normalised to simplified script and lowercased before tokenising, so a
 traditional-script query matches a simplified speech and vice versa. Two
@@ -9,15 +9,13 @@ bigrams plus ASCII words).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import bm25s
 import numpy as np
 
 from rag.script import to_simplified
@@ -88,10 +86,19 @@ def tokenize(text: str, tokenizer: str) -> list[str]:
     return fn(text)
 
 
-class BM25Index:
-    """BM25 over token lists; rows align with the docstore's chunk rows."""
+PLACEHOLDER = "\u0000"  # the one token of a row without any (counts in its length)
 
-    META_FILE = "bm25.json"
+
+class BM25Index:
+    """BM25 (Lucene variant, as ``bm25s`` scores it) over token lists; rows align with
+    the chunk rows.
+
+    Held as a term → (rows, precomputed scores) inverted list built with a few array
+    operations, from token lists (``build_tokens``) or from stored per-row term counts
+    (``from_postings``, which is how the store loads it: no re-tokenising, no Python
+    loop over tokens).
+    """
+
     K1 = 1.2
     B = 0.75
 
@@ -99,41 +106,69 @@ class BM25Index:
         if tokenizer not in TOKENIZERS:
             tokenize("", tokenizer)  # raises the helpful error
         self.tokenizer = tokenizer
-        self._bm25: bm25s.BM25 | None = None
         self.size = 0
+        self.vocab: dict[str, int] = {}
+        self._indptr = np.zeros(1, dtype=np.int64)
+        self._rows = np.zeros(0, dtype=np.int32)
+        self._scores = np.zeros(0, dtype=np.float32)
 
     def build(self, texts: Sequence[str]) -> None:
-        self.size = len(texts)
-        if not texts:
-            self._bm25 = None
+        self.build_tokens([tokenize(t, self.tokenizer) for t in texts])
+
+    def build_tokens(self, corpus: Sequence[Sequence[str]]) -> None:
+        """Index rows already tokenised (with this index's tokenizer)."""
+        vocab: dict[str, int] = {}
+        terms, counts, lengths = [], [], []
+        for tokens in corpus:
+            tokens = list(tokens) or [PLACEHOLDER]
+            tf = Counter(vocab.setdefault(t, len(vocab)) for t in tokens)
+            terms.append(np.fromiter(tf.keys(), np.int64, len(tf)))
+            counts.append(np.fromiter(tf.values(), np.int64, len(tf)))
+            lengths.append(len(tokens))
+        self.set_postings(vocab, terms, counts, lengths)
+
+    def set_postings(
+        self,
+        vocab: dict[str, int],
+        terms: Sequence[np.ndarray],
+        counts: Sequence[np.ndarray],
+        lengths: Sequence[int],
+    ) -> None:
+        """Row i holds term ids ``terms[i]`` (distinct) ``counts[i]`` times each, and
+        ``lengths[i]`` tokens in all; ``vocab`` maps each token to its term id."""
+        self.vocab = vocab
+        self.size = n = len(lengths)
+        if n == 0:
+            self._indptr = np.zeros(1, dtype=np.int64)
+            self._rows = np.zeros(0, dtype=np.int32)
+            self._scores = np.zeros(0, dtype=np.float32)
             return
-        corpus = [tokenize(t, self.tokenizer) or ["\u0000"] for t in texts]
-        bm = bm25s.BM25(k1=self.K1, b=self.B)
-        bm.index(corpus, show_progress=False)
-        self._bm25 = bm
+        term = np.concatenate([np.asarray(t, np.int64) for t in terms])
+        tf = np.concatenate([np.asarray(c, np.float64) for c in counts])
+        row = np.repeat(np.arange(n, dtype=np.int32), [len(t) for t in terms])
+        length = np.asarray(lengths, dtype=np.float64)
+        n_terms = max(max(vocab.values(), default=-1), int(term.max(initial=-1))) + 1
+        df = np.bincount(term, minlength=n_terms)
+        idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
+        norm = self.K1 * ((1 - self.B) + self.B * length / length.mean())
+        score = (idf[term] * (tf / (norm[row] + tf))).astype(np.float32)
+        order = np.argsort(term, kind="stable")  # by term, rows ascending within a term
+        self._rows = row[order]
+        self._scores = score[order]
+        self._indptr = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every row for ``query`` (zeros where nothing matches)."""
-        if self._bm25 is None:
-            return np.zeros(self.size, dtype=np.float32)
-        tokens = tokenize(query, self.tokenizer)
-        if not tokens:
-            return np.zeros(self.size, dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
+        return self.scores_tokens(tokenize(query, self.tokenizer))
 
-    def save(self, directory: Path) -> None:
-        sub = directory / "bm25"
-        if self._bm25 is not None:
-            self._bm25.save(str(sub))
-        (directory / self.META_FILE).write_text(
-            json.dumps({"tokenizer": self.tokenizer, "size": self.size}), encoding="utf-8"
-        )
-
-    @classmethod
-    def load(cls, directory: Path) -> BM25Index:
-        meta = json.loads((directory / cls.META_FILE).read_text(encoding="utf-8"))
-        index = cls(meta["tokenizer"])
-        index.size = int(meta["size"])
-        if index.size:
-            index._bm25 = bm25s.BM25.load(str(directory / "bm25"), allow_pickle=False)
-        return index
+    def scores_tokens(self, tokens: Sequence[str]) -> np.ndarray:
+        """BM25 score of every row for query ``tokens`` (zeros where nothing matches);
+        a token given twice counts twice."""
+        out = np.zeros(self.size, dtype=np.float32)
+        for token in tokens:
+            term = self.vocab.get(token)
+            if term is None or term + 1 >= len(self._indptr):
+                continue
+            lo, hi = self._indptr[term], self._indptr[term + 1]
+            out[self._rows[lo:hi]] += self._scores[lo:hi]  # a row appears once per term
+        return out

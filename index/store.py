@@ -1,36 +1,49 @@
-"""The data directory: immutable index generations behind an atomic pointer.
+"""The data directory: one SQLite database that grows by what is added.
 
 Layout under ``<home>/index``::
 
-    CURRENT                  {"generation": "gen-000007"}   (atomically replaced)
-    .lock                    one writer at a time (filelock)
-    generations/gen-000007/  manifest.json, docstore.json, vectors.npy,
-                             vectors.faiss, bm25.json, bm25/
+    index.db (+ -wal, -shm)   documents, chunks, vectors, tokens, manifest (SQLite, WAL)
+    .lock                     one writer at a time (filelock)
 
-A write builds a complete new generation in a temporary directory, fsyncs it,
-renames it into place and only then flips ``CURRENT``. A crash at any point
-leaves the previous generation as the one that loads. Readers never see a
-half-written index, and a server can swap to a new generation while queries
-keep being served from the old one.
+Tables: ``documents`` (cleaned text, metadata, hash of the raw bytes), ``chunks``
+(offsets into their document's text, the section header, the keyword tokens, the
+chunk vector and the vectors of its sentences, compactly encoded — see
+``index.vectors.encode_vectors``) and ``meta`` (the manifest and a commit counter).
+Text is stored once: a chunk's text is a slice of its document's (``own_text`` only
+when it is not), its indexed text is its section ``header`` + "\n" + text (or
+``own_index_text``), its keyword tokens are stored as ``n_tokens`` and ``terms`` (the
+ids of its distinct tokens in the ``vocab`` table, ascending, delta-coded, then their
+counts; zlib), its ``vector`` is one record of the manifest's codec and ``sentences`` one
+record per sentence, in order.
 
-``CURRENT`` alone says what is committed. A crash can leave behind a temporary
-generation directory, a renamed ``gen-N`` newer than the one ``CURRENT`` names
-(killed before the pointer moved) and the pointer's own temporary file; the next
-write removes all of them under the writer lock before it picks its name, so a
-crash never blocks later writes. Pruning keeps the current generation and the
-``KEEP_GENERATIONS - 1`` committed ones before it: a reader that has just read
-the pointer has one whole write's time to load, and ``load`` retries with the
-new pointer if a generation vanished under it because the pointer had moved on.
+A write (an ingest, a removal) is one SQLite transaction: it deletes the rows of the
+documents it replaces and inserts the new ones, so its cost follows what changed, not
+the size of the index. SQLite's write-ahead log makes the transaction atomic and
+durable (``synchronous=FULL``): ``kill -9`` at any moment leaves the last committed
+state, and a reader (``load``, in one read transaction) sees one consistent snapshot
+while a writer commits. Each commit increments the counter that names the
+"generation" (``gen-000042``), which servers poll to notice a new state.
+
+Vectors live only here; the FAISS and BM25 indexes are memory structures that
+``load`` builds from the stored vectors and tokens (no re-embedding, no
+re-tokenising).
+
+An index written in the older generation-directory layout is read as it is
+(``index.legacy``) and converted into this store by the next write.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
+import logging
+import os
+import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,26 +51,65 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from index.atomic import (
-    atomic_write_json,
-    checkpoint,
-    fsync_dir,
-    fsync_tree,
-    remove_temp_files,
-)
-from index.keywords import BM25Index
-from index.vectors import VectorIndex, make_vector_index
+from index.atomic import checkpoint, remove_temp_files
+from index.keywords import PLACEHOLDER, BM25Index, tokenize
+from index.legacy import has_legacy_index, read_legacy, remove_legacy
+from index.vectors import VectorIndex, codec_dtype, decode_vectors, encode_vectors
+from index.vectors import make_vector_index as make_vector_index
 from rag.types import Chunk, DocMeta, Document
 
-__all__ = ["FORMAT_VERSION", "Manifest", "IndexState", "IndexStore", "StoreError", "corpus_hash"]
+__all__ = [
+    "DEFAULT_VECTOR_CODEC",
+    "FORMAT_VERSION",
+    "Changes",
+    "IndexState",
+    "IndexStore",
+    "Manifest",
+    "StoreError",
+    "corpus_hash",
+]
 
-FORMAT_VERSION = 2
-KEEP_GENERATIONS = 2
+FORMAT_VERSION = 3
+DB_FILE = "index.db"
 LOCK_TIMEOUT_S = 600.0
-LOAD_ATTEMPTS = 3
+BUSY_TIMEOUT_MS = 30_000
+PAGE_SIZE = 16384
 GEN_PREFIX = "gen-"
-TMP_PREFIX = ".tmp-"
-SENTENCE_INDEX_FILE = "sentences.faiss"
+DEFAULT_VECTOR_CODEC = "i8"
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY,
+    doc_id TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    text TEXT NOT NULL,
+    lines BLOB NOT NULL DEFAULT x''
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    doc INTEGER NOT NULL,
+    chunk_id TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    section TEXT NOT NULL,
+    section_path TEXT NOT NULL,
+    header TEXT,
+    own_text TEXT,
+    own_index_text TEXT,
+    n_tokens INTEGER NOT NULL,
+    terms BLOB NOT NULL,
+    vector BLOB NOT NULL,
+    sentences BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks (doc);
+CREATE TABLE IF NOT EXISTS vocab (token TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lines (hash BLOB PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+"""
 
 
 class StoreError(RuntimeError):
@@ -74,6 +126,7 @@ class Manifest:
     tokenizer: str
     ann: str
     sentence_vectors: bool = True
+    vector_codec: str = DEFAULT_VECTOR_CODEC
     corpus_hash: str = ""
     n_documents: int = 0
     n_chunks: int = 0
@@ -90,9 +143,13 @@ class Manifest:
 
 
 def corpus_hash(documents: dict[str, Document]) -> str:
+    return _corpus_hash((doc_id, documents[doc_id].sha256) for doc_id in sorted(documents))
+
+
+def _corpus_hash(pairs: Iterable[tuple[str, str]]) -> str:
     h = hashlib.sha256()
-    for doc_id in sorted(documents):
-        h.update(f"{doc_id}\0{documents[doc_id].sha256}\n".encode())
+    for doc_id, sha in pairs:
+        h.update(f"{doc_id}\0{sha}\n".encode())
     return h.hexdigest()
 
 
@@ -108,19 +165,14 @@ class IndexState:
     bm25: BM25Index | None = None
     # Optional second vector set: one vector per sentence of each chunk, so a short
     # question can match the one sentence that answers it (``sentence_owner[i]`` is the
-    # chunk row of sentence vector i).
+    # chunk row of sentence vector i; ascending).
     sentence_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     sentence_owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     sentence_index: VectorIndex | None = None
 
     def rebuild_indexes(self) -> None:
         """(Re)build FAISS and BM25 from ``chunks``, ``vectors`` and ``sentence_vectors``."""
-        vi = make_vector_index(self.manifest.ann, self.manifest.dim)
-        vi.build(self.vectors)
-        self.vector_index = vi
-        si = make_vector_index(self.manifest.ann, self.manifest.dim)
-        si.build(self.sentence_vectors.reshape(-1, self.manifest.dim))
-        self.sentence_index = si
+        self.rebuild_vector_indexes()
         bm = BM25Index(self.manifest.tokenizer)
         bm.build([c.index_text or c.text for c in self.chunks])
         self.bm25 = bm
@@ -128,19 +180,14 @@ class IndexState:
         self.manifest.n_chunks = len(self.chunks)
         self.manifest.corpus_hash = corpus_hash(self.documents)
 
-    def select(self, rows: list[int]) -> tuple[list[Chunk], np.ndarray, np.ndarray, np.ndarray]:
-        """Chunks, chunk vectors, sentence vectors and re-mapped owners of ``rows`` (in order)."""
-        remap = np.full(len(self.chunks), -1, dtype=np.int64)
-        remap[rows] = np.arange(len(rows))
+    def rebuild_vector_indexes(self) -> None:
         dim = self.manifest.dim
-        sv = self.sentence_vectors.reshape(-1, dim)
-        keep = remap[self.sentence_owner] >= 0 if len(self.sentence_owner) else np.zeros(0, bool)
-        return (
-            [self.chunks[i] for i in rows],
-            self.vectors.reshape(-1, dim)[rows],
-            sv[keep],
-            remap[self.sentence_owner[keep]] if len(keep) else np.zeros(0, np.int64),
-        )
+        vi = make_vector_index(self.manifest.ann, dim)
+        vi.build(self.vectors.reshape(-1, dim))
+        self.vector_index = vi
+        si = make_vector_index(self.manifest.ann, dim)
+        si.build(self.sentence_vectors.reshape(-1, dim))
+        self.sentence_index = si
 
     def chunk_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {doc_id: 0 for doc_id in self.documents}
@@ -149,12 +196,34 @@ class IndexState:
         return counts
 
 
+@dataclass
+class Changes:
+    """Documents to (re)write, with their chunks and vectors; ``sentence_owner[i]`` is
+    the row in ``chunks`` of sentence vector i."""
+
+    documents: list[Document] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    sentence_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    sentence_owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # doc_id → the distinct stripped lines of its raw file (for boilerplate statistics)
+    lines: dict[str, set[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of_state(cls, state: IndexState) -> Changes:
+        return cls(list(state.documents.values()), list(state.chunks), state.vectors,
+                   state.sentence_vectors, state.sentence_owner)  # fmt: skip
+
+
 class IndexStore:
+    """The store interface: ``writer``, ``load``, ``manifest``, ``indexed_documents``,
+    ``update`` (add/replace/remove documents in one transaction) and ``save`` (replace
+    everything). Another backend (a server database) would implement the same."""
+
     def __init__(self, home: Path) -> None:
         self.home = Path(home)
         self.root = self.home / "index"
-        self.generations = self.root / "generations"
-        self.pointer = self.root / "CURRENT"
+        self.db_path = self.root / DB_FILE
 
     # -- locking ---------------------------------------------------------------
     @contextmanager
@@ -173,213 +242,473 @@ class IndexStore:
         finally:
             lock.release()
 
+    # -- connections -----------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            con = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
+            con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # (takes effect when the database is created) a chunk's row is 2-3 KB: with
+            # 4 KB pages one row per page would leave each page a third empty
+            con.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the index database {self.db_path}: {exc}") from exc
+        return con
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection | None]:
+        """A read transaction on the database (``None`` when there is none yet)."""
+        if not self.db_path.exists():
+            yield None
+            return
+        with closing(self._connect()) as con:
+            try:
+                con.execute("BEGIN")
+                yield con
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the index database {self.db_path}: {exc}") from exc
+            finally:
+                if con.in_transaction:
+                    con.execute("COMMIT")
+
     # -- reading -----------------------------------------------------------------
     def current_generation(self) -> str | None:
-        if not self.pointer.exists():
-            return None
-        try:
-            name = json.loads(self.pointer.read_text(encoding="utf-8"))["generation"]
-        except (ValueError, KeyError) as exc:
-            raise StoreError(f"corrupt index pointer {self.pointer}: {exc}") from exc
-        return str(name)
+        """Name of the committed state (changes with every write), or ``None``."""
+        with self._snapshot() as con:
+            if con is not None and _committed(con):
+                return _generation(con)
+        if has_legacy_index(self.root):
+            try:
+                name = json.loads((self.root / "CURRENT").read_text(encoding="utf-8"))
+                return str(name["generation"])
+            except (OSError, ValueError, KeyError) as exc:
+                raise StoreError(f"corrupt index pointer {self.root / 'CURRENT'}: {exc}") from exc
+        return None
 
     def exists(self) -> bool:
         return self.current_generation() is not None
 
+    def manifest(self) -> Manifest | None:
+        """The manifest of the committed state, without loading the index."""
+        with self._snapshot() as con:
+            if con is not None and _committed(con):
+                return _read_manifest(con, self.db_path)
+        state = self._load_legacy()
+        return state.manifest if state is not None else None
+
+    def indexed_documents(self, *, texts: bool = False) -> dict[str, Document]:
+        """Every indexed document's id, source, hash and metadata; their texts only
+        with ``texts`` (else left empty)."""
+        with self._snapshot() as con:
+            if con is not None and _committed(con):
+                _read_manifest(con, self.db_path)
+                column = "text" if texts else "''"
+                return {
+                    doc_id: Document(doc_id, source, text, DocMeta.from_dict(json.loads(meta)), sha)
+                    for doc_id, source, sha, meta, text in con.execute(
+                        f"SELECT doc_id, source, sha256, meta, {column} FROM documents ORDER BY id"
+                    )
+                }
+        state = self._load_legacy()
+        return dict(state.documents) if state is not None else {}
+
+    def document_texts(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """Cleaned texts of the given indexed documents (those that exist)."""
+        with self._snapshot() as con:
+            if con is None or not _committed(con):
+                return {}
+            out: dict[str, str] = {}
+            for doc_id in doc_ids:
+                row = con.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,))
+                out.update((doc_id, text) for (text,) in row)
+            return out
+
+    def line_counts(self, batch: Sequence[tuple[str, set[str]]]) -> dict[str, int]:
+        """For the lines of ``batch`` (each file's source and distinct stripped lines):
+        how many indexed documents hold each, not counting those files' own indexed
+        versions (same source, or a copy with the very same lines)."""
+        with self._snapshot() as con:
+            if con is None or not _committed(con):
+                return {}
+            hashes = {line: _line_hash(line) for _, lines in batch for line in lines}
+            by_hash: dict[bytes, int] = {}
+            wanted = sorted(set(hashes.values()))
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
+                marks = ",".join("?" * len(part))
+                by_hash.update(
+                    con.execute(f"SELECT hash, n FROM lines WHERE hash IN ({marks})", part)
+                )  # noqa: S608
+            keys = {_source_key(src) for src, _ in batch}
+            packed = {_pack_lines(lines) for _, lines in batch}
+            for source, own in con.execute("SELECT source, lines FROM documents"):
+                if _source_key(source) in keys or own in packed:
+                    for h in _unpack_lines(own):
+                        if h in by_hash:
+                            by_hash[h] -= 1
+            counts = {line: by_hash.get(h, 0) for line, h in hashes.items()}
+            return {line: n for line, n in counts.items() if n > 0}
+
     def load(self) -> IndexState | None:
-        """Load the current generation, or ``None`` when nothing was ever indexed.
+        """The committed state (one read transaction), or ``None`` when nothing was indexed."""
+        with self._snapshot() as con:
+            if con is not None and _committed(con):
+                return self._load(con)
+        return self._load_legacy()
 
-        If loading fails and ``CURRENT`` has meanwhile moved on (writers committed and
-        pruned the generation being read), the new current generation is loaded.
-        """
-        for _attempt in range(LOAD_ATTEMPTS - 1):
-            name = self.current_generation()
-            if name is None:
-                return None
-            try:
-                return self._load_generation(name)
-            except StoreError:
-                if self.current_generation() == name:
-                    raise
-        name = self.current_generation()
-        return None if name is None else self._load_generation(name)
-
-    def _load_generation(self, name: str) -> IndexState:
-        gdir = self.generations / name
+    def _load(self, con: sqlite3.Connection) -> IndexState:
+        manifest = _read_manifest(con, self.db_path)
+        manifest.generation = _generation(con) or ""
+        dim, codec = manifest.dim, manifest.vector_codec
         try:
-            manifest = Manifest.from_dict(_read_json(gdir / "manifest.json"))
-            if manifest.format_version != FORMAT_VERSION:
-                raise StoreError(
-                    f"index format {manifest.format_version} in {gdir} is not supported "
-                    f"(expected {FORMAT_VERSION}); re-run `rag ingest --rebuild`"
-                )
-            store = _read_json(gdir / "docstore.json")
-            documents = {
-                d["doc_id"]: Document(
-                    doc_id=d["doc_id"],
-                    source=d["source"],
-                    text=d["text"],
-                    meta=DocMeta.from_dict(d["meta"]),
-                    sha256=d["sha256"],
-                )
-                for d in store["documents"]
-            }
-            chunks = [Chunk.from_dict(c) for c in store["chunks"]]
-            vectors = np.load(gdir / "vectors.npy", allow_pickle=False)
-            vi = make_vector_index(manifest.ann, manifest.dim)
-            vi.load(gdir)
-            bm = BM25Index.load(gdir)
-            sv = np.load(gdir / "sentences.npy", allow_pickle=False)
-            owner = np.load(gdir / "sentence_owner.npy", allow_pickle=False)
-            si = make_vector_index(manifest.ann, manifest.dim)
-            si.load(gdir, SENTENCE_INDEX_FILE)
-        except StoreError:
-            raise
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-            raise StoreError(f"cannot load index generation {gdir}: {exc}") from exc
-        if not (len(chunks) == len(vectors) == vi.size == bm.size):
+            by_row: dict[int, Document] = {}
+            documents: dict[str, Document] = {}
+            for row, doc_id, source, sha, meta, text in con.execute(
+                "SELECT id, doc_id, source, sha256, meta, text FROM documents ORDER BY id"
+            ):
+                doc = Document(doc_id, source, text, DocMeta.from_dict(json.loads(meta)), sha)
+                by_row[row] = documents[doc_id] = doc
+            vocab: dict[str, int] = dict(con.execute("SELECT token, id FROM vocab"))
+            chunks: list[Chunk] = []
+            terms: list[np.ndarray] = []
+            counts: list[np.ndarray] = []
+            lengths: list[int] = []
+            vec_parts: list[bytes] = []
+            sent_parts: list[bytes] = []
+            for (doc_row, chunk_id, start, end, section, path, header, own_text, own_index,
+                 n_tokens, packed, vec, sents) in con.execute(
+                'SELECT doc, chunk_id, start, "end", section, section_path, header, own_text, '
+                "own_index_text, n_tokens, terms, vector, sentences FROM chunks ORDER BY id"
+            ):  # fmt: skip
+                doc = by_row[doc_row]
+                text = own_text if own_text is not None else doc.text[start:end]
+                if own_index is not None:
+                    index_text = own_index
+                else:
+                    index_text = "" if header is None else f"{header}\n{text}"
+                chunks.append(Chunk(chunk_id, doc.doc_id, start, end, text, section,
+                                    json.loads(path), index_text))  # fmt: skip
+                ids, tf = _unpack_terms(packed)
+                terms.append(ids)
+                counts.append(tf)
+                lengths.append(n_tokens)
+                vec_parts.append(vec)
+                sent_parts.append(sents)
+        except (sqlite3.Error, KeyError, ValueError, zlib.error) as exc:
+            raise StoreError(f"cannot load the index in {self.db_path}: {exc}") from exc
+        itemsize = codec_dtype(codec, dim).itemsize
+        if any(len(v) != itemsize for v in vec_parts) or any(len(s) % itemsize for s in sent_parts):
+            raise StoreError(f"the index in {self.db_path} is inconsistent: bad vector records")
+        per_chunk = np.fromiter((len(s) // itemsize for s in sent_parts), np.int64, len(sent_parts))
+        state = IndexState(
+            manifest=manifest,
+            documents=documents,
+            chunks=chunks,
+            vectors=decode_vectors(b"".join(vec_parts), codec, dim).reshape(-1, dim),
+            sentence_vectors=decode_vectors(b"".join(sent_parts), codec, dim).reshape(-1, dim),
+            sentence_owner=np.repeat(np.arange(len(chunks), dtype=np.int64), per_chunk),
+        )
+        state.rebuild_vector_indexes()
+        bm = BM25Index(manifest.tokenizer)
+        bm.set_postings(vocab, terms, counts, lengths)
+        state.bm25 = bm
+        return state
+
+    def _load_legacy(self) -> IndexState | None:
+        """An index of the generation-directory layout, read as it is."""
+        if not has_legacy_index(self.root):
+            return None
+        try:
+            meta, documents, chunks, vectors, sentences, owner = read_legacy(self.root)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(
-                f"index generation {gdir} is inconsistent: {len(chunks)} chunks, "
-                f"{len(vectors)} vectors, {vi.size} in FAISS, {bm.size} in BM25"
-            )
-        if not (len(sv) == len(owner) == si.size) or (len(owner) and owner.max() >= len(chunks)):
-            raise StoreError(f"index generation {gdir} has inconsistent sentence vectors")
-        return IndexState(manifest, documents, chunks, vectors, vi, bm, sv, owner, si)
+                f"the index in {self.root} is in the old generation-directory format and "
+                f"cannot be read ({exc}); re-run `rag ingest --rebuild` to rebuild it"
+            ) from exc
+        manifest = Manifest.from_dict({**meta, "format_version": FORMAT_VERSION})
+        state = IndexState(manifest, documents, chunks, vectors, None, None, sentences, owner)
+        generation = manifest.generation
+        state.rebuild_indexes()
+        manifest.generation = generation
+        return state
 
     # -- writing -----------------------------------------------------------------
     def save(self, state: IndexState) -> str:
-        """Write ``state`` as a new generation and make it current. Call under ``writer()``."""
-        if state.vector_index is None or state.bm25 is None or state.sentence_index is None:
-            state.rebuild_indexes()
-        vector_index, bm25, sentence_index = state.vector_index, state.bm25, state.sentence_index
-        assert vector_index is not None and bm25 is not None and sentence_index is not None
-        self.generations.mkdir(parents=True, exist_ok=True)
-        previous = self.current_generation()
-        self._remove_leftovers(previous)
-        name = self._next_name(previous)
-        state.manifest.generation = name
-        state.manifest.created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        docstore = {
-            "documents": [
-                {
-                    "doc_id": d.doc_id,
-                    "source": d.source,
-                    "sha256": d.sha256,
-                    "meta": d.meta.to_dict(),
-                    "text": d.text,
-                }
-                for d in state.documents.values()
-            ],
-            "chunks": [c.to_dict() for c in state.chunks],
-        }
-        tmp = self.generations / f"{TMP_PREFIX}{name}"
-        # (file written, how) in order; a crash test stops the write after each one
-        files: list[tuple[str, Callable[[], None]]] = [
-            ("manifest.json", lambda: _write_json(tmp / "manifest.json", state.manifest.to_dict())),
-            ("docstore.json", lambda: _write_json(tmp / "docstore.json", docstore, indent=None)),
-            ("vectors.npy", lambda: _save_array(tmp / "vectors.npy", state.vectors, np.float32)),
-            ("vector index", lambda: vector_index.save(tmp)),
-            (
-                "sentences.npy",
-                lambda: _save_array(tmp / "sentences.npy", state.sentence_vectors, np.float32),
-            ),
-            (
-                "sentence_owner.npy",
-                lambda: _save_array(tmp / "sentence_owner.npy", state.sentence_owner, np.int64),
-            ),
-            ("sentence index", lambda: sentence_index.save(tmp, SENTENCE_INDEX_FILE)),
-            ("bm25", lambda: bm25.save(tmp)),
-        ]
-        tmp.mkdir()
-        try:
-            checkpoint("temporary generation created")
-            for what, write in files:
-                write()
-                checkpoint(f"wrote {what}")
-            fsync_tree(tmp)
-            checkpoint("generation fsynced")
-            tmp.rename(self.generations / name)
-            checkpoint("generation renamed")
-            fsync_dir(self.generations)
-            checkpoint("generations fsynced")
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        atomic_write_json(self.pointer, {"generation": name})
-        checkpoint("pointer written")
-        self._prune(keep=name, previous=previous)
-        checkpoint("pruned")
+        """Replace the whole index by ``state``. Call under ``writer()``."""
+        return self.update(state.manifest, Changes.of_state(state), replace_all=True)
+
+    def update(
+        self,
+        manifest: Manifest,
+        changes: Changes | None = None,
+        remove: Iterable[str] = (),
+        *,
+        replace_all: bool = False,
+    ) -> str:
+        """In one transaction: drop the documents in ``remove`` and those ``changes``
+        rewrites (or every document, with ``replace_all``), insert ``changes``, store
+        ``manifest``. Returns the new generation's name. Call under ``writer()``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if replace_all and has_legacy_index(self.root):
+            migrated = True  # replaced whole: nothing of the old layout to convert
+        else:
+            migrated = self._migrate_legacy()
+        name = self._write(manifest, changes or Changes(), set(remove), replace_all)
+        if migrated:
+            remove_legacy(self.root)
         return name
 
-    def _remove_leftovers(self, current: str | None) -> None:
-        """Delete what interrupted writes left: temporary directories and files, and
-        generations newer than ``current`` (renamed, but never committed by the pointer).
-        Runs under the writer lock, so no other write is in progress."""
+    def _write(
+        self,
+        manifest: Manifest,
+        changes: Changes,
+        remove: set[str],
+        replace_all: bool,
+        number: int | None = None,
+    ) -> str:
+        # encode and tokenise before the transaction
+        rows, tokens = _chunk_rows(changes, manifest)
+        with closing(self._connect()) as con:
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                checkpoint("transaction begun")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        con.execute(statement)
+                if replace_all:
+                    for table in ("chunks", "documents", "vocab"):
+                        con.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed names)
+                    con.execute("DELETE FROM meta WHERE key = 'vocab_next'")
+                gone = remove | {d.doc_id for d in changes.documents}
+                if replace_all:
+                    con.execute("DELETE FROM lines")
+                else:
+                    _count_lines(con, gone, -1)
+                for doc_id in gone:
+                    con.execute("DELETE FROM chunks WHERE doc IN "
+                                "(SELECT id FROM documents WHERE doc_id = ?)", (doc_id,))  # fmt: skip
+                    con.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+                checkpoint("removed replaced documents")
+                doc_rows: dict[str, int] = {}
+                for d in changes.documents:
+                    cur = con.execute(
+                        "INSERT INTO documents (doc_id, source, sha256, meta, text, lines) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (d.doc_id, d.source, d.sha256,
+                         json.dumps(d.meta.to_dict(), ensure_ascii=False), d.text,
+                         _pack_lines(changes.lines.get(d.doc_id, set()))),
+                    )  # fmt: skip
+                    assert cur.lastrowid is not None
+                    doc_rows[d.doc_id] = cur.lastrowid
+                _count_lines(con, {d.doc_id for d in changes.documents}, +1)
+                checkpoint("wrote documents")
+                ids = _term_ids(con, {t for toks in tokens for t in toks})
+                con.executemany(
+                    'INSERT INTO chunks (doc, chunk_id, start, "end", section, section_path, '
+                    "header, own_text, own_index_text, n_tokens, terms, vector, sentences) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        (doc_rows[r[0]], *r[1:-2], len(toks), _pack_terms(toks, ids), *r[-2:])
+                        for r, toks in zip(rows, tokens, strict=True)
+                    ),
+                )
+                checkpoint("wrote chunks")
+                stored = Manifest.from_dict(manifest.to_dict())
+                stored.format_version = FORMAT_VERSION
+                stored.n_documents = con.execute("SELECT count(*) FROM documents").fetchone()[0]
+                stored.n_chunks = con.execute("SELECT count(*) FROM chunks").fetchone()[0]
+                stored.corpus_hash = _corpus_hash(
+                    con.execute("SELECT doc_id, sha256 FROM documents ORDER BY doc_id")
+                )
+                stored.created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                number = number if number is not None else _generation_number(con) + 1
+                stored.generation = f"{GEN_PREFIX}{number:06d}"
+                con.executemany(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    [("manifest", json.dumps(stored.to_dict(), ensure_ascii=False)),
+                     ("generation", str(number))],
+                )  # fmt: skip
+                checkpoint("wrote manifest")
+                con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+            checkpoint("committed")
+            # keep the write-ahead log from holding a copy of a large write
+            # (without waiting: while a reader holds an old snapshot, a later write does it)
+            try:
+                con.execute("PRAGMA busy_timeout = 0")
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except sqlite3.Error:
+                pass
+        checkpoint("log truncated")
+        for key in ("generation", "created", "n_documents", "n_chunks", "corpus_hash"):
+            setattr(manifest, key, getattr(stored, key))
+        return stored.generation
+
+    def _migrate_legacy(self) -> bool:
+        """Convert an index of the old layout into the database (its own transaction);
+        ``True`` when the old files are to be removed after this write."""
+        if not has_legacy_index(self.root):
+            return False
         remove_temp_files(self.root)
-        for leftover in self.generations.glob(f"{TMP_PREFIX}*"):
-            _remove(leftover)
-            checkpoint(f"removed {leftover.name}")
-        committed = _gen_number(current) if current else 0
-        for number, path in _numbered(self.generations):
-            if number > committed:
-                _remove(path)
-                checkpoint(f"removed uncommitted {path.name}")
-
-    def _next_name(self, current: str | None) -> str:
-        """The generation after ``current``; skips a name still taken (a leftover that
-        could not be removed), so one undeletable directory cannot block every write."""
-        number = (_gen_number(current) if current else 0) + 1
-        while (self.generations / f"{GEN_PREFIX}{number:06d}").exists() or (
-            self.generations / f"{TMP_PREFIX}{GEN_PREFIX}{number:06d}"
-        ).exists():
-            number += 1
-        return f"{GEN_PREFIX}{number:06d}"
-
-    def _prune(self, keep: str, previous: str | None) -> None:
-        """Keep ``keep`` (just committed) and the ``KEEP_GENERATIONS - 1`` newest
-        generations up to ``previous`` (the one committed before it, which a reader
-        may have just loaded); delete older ones and any between the two (never
-        committed). Ordered by number, not by name."""
-        newest = _gen_number(keep)
-        last = _gen_number(previous) if previous else 0
-        history = [(n, p) for n, p in _numbered(self.generations) if n <= last]
-        stale = history[: max(len(history) - (KEEP_GENERATIONS - 1), 0)]
-        stale += [(n, p) for n, p in _numbered(self.generations) if last < n < newest]
-        for _number, old in stale:
-            _remove(old)
-            checkpoint(f"pruned {old.name}")
+        with self._snapshot() as con:
+            if con is not None and _generation_number(con):
+                return True  # converted before, the removal was interrupted
+        state = self._load_legacy()
+        if state is None:
+            return False
+        log.warning("converting the index in %s to the SQLite store (format %d)",
+                    self.root, FORMAT_VERSION)  # fmt: skip
+        number = _legacy_number(state.manifest.generation)
+        self._write(state.manifest, Changes.of_state(state), set(), True, number)
+        return True
 
 
-def _gen_number(name: str) -> int:
-    if not name.startswith(GEN_PREFIX) or not name[len(GEN_PREFIX) :].isdigit():
-        raise StoreError(f"unexpected index generation name {name!r} in the pointer")
-    return int(name[len(GEN_PREFIX) :])
+def _chunk_rows(
+    changes: Changes, manifest: Manifest
+) -> tuple[list[tuple[Any, ...]], list[list[str]]]:
+    """Rows of the chunks table for ``changes`` (the document id in place of its row,
+    without the token columns) and each chunk's keyword tokens."""
+    docs = {d.doc_id: d for d in changes.documents}
+    dim, codec = manifest.dim, manifest.vector_codec
+    n = len(changes.chunks)
+    vectors = encode_vectors(np.asarray(changes.vectors, np.float32).reshape(-1, dim), codec)
+    if len(vectors) != n:
+        raise ValueError(f"{n} chunks but {len(vectors)} chunk vectors")
+    owner = np.asarray(changes.sentence_owner, dtype=np.int64)
+    sentences = encode_vectors(
+        np.asarray(changes.sentence_vectors, np.float32).reshape(-1, dim), codec
+    )
+    if len(sentences) != len(owner) or (len(owner) and (owner.min() < 0 or owner.max() >= n)):
+        raise ValueError("sentence vectors do not match their owners")
+    order = np.argsort(owner, kind="stable")
+    bounds = np.searchsorted(owner[order], np.arange(n + 1))
+    rows, tokens = [], []
+    for i, c in enumerate(changes.chunks):
+        doc = docs.get(c.doc_id)
+        if doc is None:
+            raise ValueError(f"chunk {c.chunk_id} belongs to no document of the write")
+        own_text = None if doc.text[c.start : c.end] == c.text else c.text
+        header: str | None = None
+        own_index: str | None = None
+        if c.index_text.endswith("\n" + c.text):
+            header = c.index_text[: len(c.index_text) - len(c.text) - 1]
+        elif c.index_text:
+            own_index = c.index_text
+        tokens.append(tokenize(c.index_text or c.text, manifest.tokenizer) or [PLACEHOLDER])
+        sent = sentences[order[bounds[i] : bounds[i + 1]]]
+        rows.append((
+            c.doc_id, c.chunk_id, c.start, c.end, c.section,
+            json.dumps(c.section_path, ensure_ascii=False), header, own_text, own_index,
+            vectors[i : i + 1].tobytes(), sent.tobytes(),
+        ))  # fmt: skip
+    return rows, tokens
 
 
-def _numbered(directory: Path) -> list[tuple[int, Path]]:
-    """``gen-N`` entries of ``directory`` as (N, path), ascending by N."""
-    found = []
-    for path in directory.glob(f"{GEN_PREFIX}*"):
-        digits = path.name[len(GEN_PREFIX) :]
-        if digits.isdigit():
-            found.append((int(digits), path))
-    return sorted(found)
+def _term_ids(con: sqlite3.Connection, tokens: set[str]) -> dict[str, int]:
+    """Ids of ``tokens`` in the vocabulary, adding the new ones (inside a write)."""
+    wanted = sorted(tokens)
+    ids: dict[str, int] = {}
+    for i in range(0, len(wanted), 500):
+        part = wanted[i : i + 500]
+        marks = ",".join("?" * len(part))
+        ids.update(con.execute(f"SELECT token, id FROM vocab WHERE token IN ({marks})", part))  # noqa: S608
+    missing = [t for t in wanted if t not in ids]
+    if missing:
+        row = con.execute("SELECT value FROM meta WHERE key = 'vocab_next'").fetchone()
+        first = int(row[0]) if row else 0
+        new = {t: first + j for j, t in enumerate(missing)}
+        con.executemany("INSERT INTO vocab (token, id) VALUES (?, ?)", new.items())
+        con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('vocab_next', ?)",
+                    (str(first + len(missing)),))  # fmt: skip
+        ids.update(new)
+    return ids
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+def _pack_terms(tokens: Sequence[str], ids: dict[str, int]) -> bytes:
+    """A chunk's distinct term ids (ascending, as deltas) then their counts, zlib'ed."""
+    counted = Counter(ids[t] for t in tokens)
+    terms = np.array(sorted(counted), dtype=np.int64)
+    deltas = np.diff(terms, prepend=0).astype("<u4")
+    tf = np.array([counted[t] for t in terms], dtype="<u2")
+    return zlib.compress(deltas.tobytes() + tf.tobytes())
 
 
-def _write_json(path: Path, obj: Any, indent: int | None = 1) -> None:
-    path.write_text(json.dumps(obj, ensure_ascii=False, indent=indent), "utf-8")
+def _unpack_terms(packed: bytes) -> tuple[np.ndarray, np.ndarray]:
+    raw = zlib.decompress(packed)
+    k = len(raw) // 6
+    terms = np.cumsum(np.frombuffer(raw, dtype="<u4", count=k).astype(np.int64))
+    return terms, np.frombuffer(raw, dtype="<u2", offset=4 * k).astype(np.int64)
 
 
-def _save_array(path: Path, array: np.ndarray, dtype: type) -> None:
-    np.save(path, array.astype(dtype), allow_pickle=False)
+def _line_hash(line: str) -> bytes:
+    return hashlib.blake2b(line.encode("utf-8"), digest_size=8).digest()
 
 
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+def _pack_lines(lines: Iterable[str]) -> bytes:
+    return b"".join(sorted({_line_hash(line) for line in lines}))
+
+
+def _unpack_lines(packed: bytes) -> list[bytes]:
+    return [packed[i : i + 8] for i in range(0, len(packed), 8)]
+
+
+def _count_lines(con: sqlite3.Connection, doc_ids: Iterable[str], step: int) -> None:
+    """Add ``step`` to the document count of every line of the given documents."""
+    for doc_id in doc_ids:
+        row = con.execute("SELECT lines FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        if row is None or not row[0]:
+            continue
+        hashes = [(h,) for h in _unpack_lines(row[0])]
+        con.executemany("INSERT OR IGNORE INTO lines (hash, n) VALUES (?, 0)", hashes)
+        con.executemany(f"UPDATE lines SET n = n + {int(step)} WHERE hash = ?", hashes)  # noqa: S608
+        if step < 0:
+            con.executemany("DELETE FROM lines WHERE hash = ? AND n <= 0", hashes)
+
+
+def _source_key(source: str) -> str:
+    return os.path.realpath(source)
+
+
+def _read_manifest(con: sqlite3.Connection, where: Path) -> Manifest:
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'manifest'").fetchone()
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the index database {where}: {exc}") from exc
+    if row is None:
+        raise StoreError(f"the index database {where} holds no manifest")
+    try:
+        manifest = Manifest.from_dict(json.loads(row[0]))
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"corrupt manifest in the index database {where}: {exc}") from exc
+    if manifest.format_version != FORMAT_VERSION:
+        raise StoreError(
+            f"index format {manifest.format_version} in {where} is not supported "
+            f"(expected {FORMAT_VERSION}); re-run `rag ingest --rebuild`"
+        )
+    return manifest
+
+
+def _generation_number(con: sqlite3.Connection) -> int:
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+    except sqlite3.OperationalError:
+        return 0  # no tables yet
+    return int(row[0]) if row else 0
+
+
+def _committed(con: sqlite3.Connection | None) -> bool:
+    return con is not None and _generation_number(con) > 0
+
+
+def _generation(con: sqlite3.Connection) -> str | None:
+    number = _generation_number(con)
+    return f"{GEN_PREFIX}{number:06d}" if number else None
+
+
+def _legacy_number(name: str) -> int:
+    digits = name[len(GEN_PREFIX) :] if name.startswith(GEN_PREFIX) else ""
+    return int(digits) if digits.isdigit() else 1

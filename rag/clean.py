@@ -35,7 +35,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -524,9 +524,14 @@ def load_documents(
     *,
     max_text_mb: float = DEFAULT_MAX_TEXT_MB,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
+    known_lines: Callable[[list[tuple[str, set[str]]]], Mapping[str, int]] | None = None,
 ) -> tuple[list[Document], list[SkippedFile]]:
     """Load and clean a batch; a bad file becomes a ``SkippedFile``, never an exception.
     Files over the size limits (see ``rag.load.read_file``) are skipped as too large.
+
+    ``known_lines`` is given each loaded file's (source, distinct stripped lines) and
+    returns, per line, how many documents outside the batch hold it (e.g. from the
+    index), so a file cleans the same whether it comes alone or with the others.
 
     ``doc_id`` is the file stem; a later file with a stem already taken gets a
     short hash of its path appended (of the path, not the content, so editing
@@ -543,6 +548,12 @@ def load_documents(
 
     line_sets = [{_strip(ln) for ln in raw.text.split("\n")} - {""} for raw, _ in loaded]
     doc_freq = Counter(line for lines in line_sets for line in lines)
+    if known_lines is not None:
+        doc_freq.update(
+            known_lines(
+                [(str(raw.path), own) for (raw, _), own in zip(loaded, line_sets, strict=True)]
+            )
+        )
     docs: list[Document] = []
     taken: set[str] = set()
     for (raw, sidecar), own in zip(loaded, line_sets, strict=True):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.store import IndexState, IndexStore, Manifest, StoreError
+from index.store import Changes, IndexState, IndexStore, Manifest, StoreError
 from rag.answer import BACKENDS, REFUSAL, Answer, AnswerBackend, AnswerRequest, BackendError, Turn
 from rag.answer.extractive import ExtractiveBackend, idf_weights
 from rag.bilingual import english_groups
@@ -135,12 +135,13 @@ class Pipeline:
             tokenizer=s.keyword_tokenizer,
             ann=s.ann,
             sentence_vectors=s.sentence_vectors,
+            vector_codec=s.vector_codec,
         )
 
     @staticmethod
     def _differences(have: Manifest, want: Manifest) -> list[str]:
         keys = ("model_id", "dim", "chunker_version", "chunk_max_tokens",
-                "chunk_overlap_tokens", "tokenizer", "ann", "sentence_vectors")  # fmt: skip
+                "chunk_overlap_tokens", "tokenizer", "ann", "sentence_vectors", "vector_codec")  # fmt: skip
         return [
             f"{k}: index has {getattr(have, k)!r}, configured {getattr(want, k)!r}"
             for k in keys
@@ -187,50 +188,69 @@ class Pipeline:
         progress: Progress | None = None,
     ) -> IngestReport:
         paths = list(paths) if paths else [BUNDLED_CORPUS]
-        docs, skipped = load_documents(
-            paths, max_text_mb=self.settings.max_text_mb, max_file_mb=self.settings.max_file_mb
-        )
-        report = IngestReport(files=len(docs) + len(skipped), skipped=list(skipped))
         want = self._wanted_manifest()
         with self.store.writer():
+            # lines the indexed documents share count as site furniture too, so a file
+            # cleans the same alone as in one batch with them
+            raw_lines: dict[str, set[str]] = {}
+
+            def known_lines(batch: list[tuple[str, set[str]]]) -> dict[str, int]:
+                raw_lines.update(batch)
+                try:
+                    return self.store.line_counts(batch)
+                except StoreError:
+                    return {}  # unreadable index: only a rebuild goes on, from the batch
+
+            docs, skipped = load_documents(
+                paths,
+                max_text_mb=self.settings.max_text_mb,
+                max_file_mb=self.settings.max_file_mb,
+                known_lines=known_lines,
+            )
+            report = IngestReport(files=len(docs) + len(skipped), skipped=list(skipped))
             try:
-                old = self.store.load()
+                have = self.store.manifest()
             except StoreError:
                 if not rebuild:
                     raise
-                old = None  # unreadable (e.g. an older format): rebuild from the given paths
-            if old is not None and self._differences(old.manifest, want):
-                if not rebuild:
-                    raise IndexMismatchError(
-                        "the index on disk was built with other settings ("
-                        + "; ".join(self._differences(old.manifest, want))
-                        + "); re-run with `rag ingest --rebuild` to rebuild it"
-                    )
-            if old is None or rebuild:
-                carried: dict[str, Document] = dict(old.documents) if old and rebuild else {}
-                old = IndexState(manifest=want, vectors=np.zeros((0, want.dim), np.float32))
-            else:
-                carried = {}
+                have = None  # unreadable (e.g. corrupt): rebuild from the given paths
+            if have is not None and self._differences(have, want) and not rebuild:
+                raise IndexMismatchError(
+                    "the index on disk was built with other settings ("
+                    + "; ".join(self._differences(have, want))
+                    + "); re-run with `rag ingest --rebuild` to rebuild it"
+                )
+            # only ids, sources and hashes are read to decide what changed; a rebuild
+            # re-chunks the documents already indexed (from their cleaned text)
+            carried: dict[str, Document] = {}
+            indexed: dict[str, Document] = {}
+            if rebuild and have is not None:
+                carried = self.store.indexed_documents(texts=True)
+            elif not rebuild:
+                indexed = self.store.indexed_documents()
             # a file with the stem of an indexed document from another source gets its own id
-            incoming = {d.doc_id: d for d in assign_doc_ids(docs, {**carried, **old.documents})}
-            # a rebuild re-chunks documents already indexed (from their cleaned text)
+            incoming = {d.doc_id: d for d in assign_doc_ids(docs, {**carried, **indexed})}
             for doc_id, doc in carried.items():
                 incoming.setdefault(doc_id, doc)
+            # an unchanged file whose cleaned text differs (other boilerplate statistics,
+            # another cleaner) is re-indexed too
+            stored = self.store.document_texts(d for d in incoming if d in indexed)
             to_index: list[Document] = []
             for doc in incoming.values():
-                prev = old.documents.get(doc.doc_id)
+                prev = indexed.get(doc.doc_id)
                 if prev is None:
                     report.added.append(doc.doc_id)
                     to_index.append(doc)
-                elif prev.sha256 != doc.sha256:
+                elif prev.sha256 != doc.sha256 or stored.get(doc.doc_id, doc.text) != doc.text:
                     report.updated.append(doc.doc_id)
                     to_index.append(doc)
                 else:
                     report.unchanged.append(doc.doc_id)
             if not to_index:
-                report.total_documents = len(old.documents)
-                report.total_chunks = len(old.chunks)
-                report.generation = old.manifest.generation or None
+                if have is not None:
+                    report.total_documents = have.n_documents
+                    report.total_chunks = have.n_chunks
+                    report.generation = have.generation or None
                 return report
             new_chunks: list[Chunk] = []
             for i, doc in enumerate(to_index, start=1):
@@ -238,25 +258,13 @@ class Pipeline:
                 if progress:
                     progress("chunk", i, len(to_index))
             vectors, sent_vectors, sent_owner = self._embed_all(new_chunks, progress)
-            replaced = {d.doc_id for d in to_index}
-            keep = [i for i, c in enumerate(old.chunks) if c.doc_id not in replaced]
-            kept_chunks, kept_vectors, kept_sv, kept_owner = old.select(keep)
-            documents = {k: v for k, v in old.documents.items() if k not in replaced}
-            documents.update({d.doc_id: d for d in to_index})
-            state = IndexState(
-                manifest=want,
-                documents=documents,
-                chunks=kept_chunks + new_chunks,
-                vectors=np.vstack([kept_vectors, vectors]),
-                sentence_vectors=np.vstack([kept_sv, sent_vectors]),
-                sentence_owner=np.concatenate([kept_owner, sent_owner + len(kept_chunks)]),
-            )
-            state.rebuild_indexes()
-            report.generation = self.store.save(state)
+            lines = {d.doc_id: raw_lines[d.source] for d in to_index if d.source in raw_lines}
+            changes = Changes(to_index, new_chunks, vectors, sent_vectors, sent_owner, lines)
+            report.generation = self.store.update(want, changes, replace_all=rebuild)
             report.chunks_embedded = len(new_chunks)
-            report.total_documents = len(state.documents)
-            report.total_chunks = len(state.chunks)
-            self._state = state
+            report.total_documents = want.n_documents
+            report.total_chunks = want.n_chunks
+            self._state = None  # loaded from the store when next needed
         return report
 
     def _embed_all(
@@ -288,25 +296,15 @@ class Pipeline:
     def remove(self, doc_ids: Sequence[str]) -> list[str]:
         """Delete documents from the index; returns the ids that were present."""
         with self.store.writer():
-            old = self.store.load()
-            if old is None:
+            manifest = self.store.manifest()
+            if manifest is None:
                 return []
-            gone = [d for d in doc_ids if d in old.documents]
+            indexed = self.store.indexed_documents()
+            gone = list(dict.fromkeys(d for d in doc_ids if d in indexed))
             if not gone:
                 return []
-            keep = [i for i, c in enumerate(old.chunks) if c.doc_id not in gone]
-            chunks, vectors, sv, owner = old.select(keep)
-            state = IndexState(
-                manifest=old.manifest,
-                documents={k: v for k, v in old.documents.items() if k not in gone},
-                chunks=chunks,
-                vectors=vectors,
-                sentence_vectors=sv,
-                sentence_owner=owner,
-            )
-            state.rebuild_indexes()
-            self.store.save(state)
-            self._state = state
+            self.store.update(manifest, remove=gone)
+            self._state = None
         return gone
 
     # -- query -------------------------------------------------------------------

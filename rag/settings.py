@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     bm25_weight: float = 1.0
     mmr_lambda: float = 1.0  # 1.0 disables MMR diversification
     ann: str = "flat"  # flat | hnsw
+    vector_codec: str = "i8"  # stored vectors: f32 | f16 | i8 (measured: see README)
 
     # Answering
     backend: str = "extractive"  # extractive | openai | local

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from index.store import StoreError
+from index.store import IndexStore, StoreError
 from rag.answer import Turn
 from rag.pipeline import BUNDLED_CORPUS, IndexMismatchError, Pipeline, QueryError
 from rag.retrieve import Filters
@@ -201,7 +203,10 @@ def test_same_file_name_from_two_folders_is_two_documents(tmp_path: Path) -> Non
         hits = pipeline.search(phrase, 3, mode="bm25")
         assert hits and hits[0].chunk.doc_id == doc_id
 
-    # the same files again: nothing changes; an edited one is updated in place
+    # the same files again: no new document ("report", cleaned before its sibling came,
+    # is re-cleaned once with the lines they share as boilerplate), then nothing changes;
+    # an edited one is updated in place
+    assert not pipeline.ingest([first, second]).added
     again = pipeline.ingest([first, second])
     assert sorted(again.unchanged) == sorted(["report", other]) and not again.changed
     with (second / "report.txt").open("a", encoding="utf-8") as fh:
@@ -253,3 +258,72 @@ def test_large_k_returns_k_passages(built: Pipeline) -> None:
     assert len(built.state().chunks) > 120
     for query in ("群团组织的灵魂是什么？", "他要求各级党委做好哪几项工作？"):
         assert len(built.search(query, 100)) == 100
+
+
+def test_adding_a_speech_neither_loads_nor_rewrites_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus, late = tmp_path / "corpus", tmp_path / "late"
+    shutil.copytree(BUNDLED_CORPUS, corpus)
+    late.mkdir()
+    newcomer = sorted(corpus.glob("*.txt"))[-1]
+    newcomer = newcomer.rename(late / newcomer.name)
+    settings = Settings(home=tmp_path / "home", embed_model="hash")
+    Pipeline(settings).ingest([corpus])
+    store = IndexStore(settings.home)
+    before = _chunk_rows(store)
+
+    def whole(self: IndexStore, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a one-speech ingest read or wrote the whole index")
+
+    monkeypatch.setattr(IndexStore, "load", whole)
+    monkeypatch.setattr(IndexStore, "save", whole)
+    report = Pipeline(settings).ingest([newcomer])
+    monkeypatch.undo()
+    assert report.added == [newcomer.stem] and report.total_documents == 5
+    after = _chunk_rows(store)
+    assert {k: v for k, v in after.items() if not k.startswith(newcomer.stem)} == before
+    reader = Pipeline(settings)
+    own = [c for c in reader.state().chunks if c.doc_id == newcomer.stem]
+    assert own and len(reader.state().documents) == 5
+    hits = reader.search(own[len(own) // 2].text[:60], 3, mode="bm25")
+    assert hits and hits[0].chunk.doc_id == newcomer.stem
+
+
+def _chunk_rows(store: IndexStore) -> dict[str, int]:
+    """Chunk id → its row in the database (a rewritten chunk gets a new row)."""
+    with closing(sqlite3.connect(store.db_path)) as con:
+        return dict(con.execute("SELECT chunk_id, id FROM chunks"))
+
+
+SITE_TOP = ("欢迎访问群团工作网", "首页 要闻 工作动态 理论研究")
+SITE_BOTTOM = ("主办：群团工作网编辑部 联系我们", "本文来源：群团工作网")
+
+
+def test_a_speech_ingested_alone_is_cleaned_as_in_one_batch(tmp_path: Path) -> None:
+    # every page carries the same site lines; by their shape and place alone the
+    # cleaner keeps the bottom ones of 000_*, repeated across speeches they go
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for src in sorted(BUNDLED_CORPUS.glob("*.txt")):
+        text = src.read_text(encoding="utf-8")
+        (corpus / src.name).write_text(
+            "\n".join([*SITE_TOP, text, *SITE_BOTTOM]) + "\n", encoding="utf-8"
+        )
+    files = sorted(corpus.glob("*.txt"))
+    lone = files[0]
+    together = Pipeline(Settings(home=tmp_path / "together", embed_model="hash"))
+    together.ingest([corpus])
+    batch = {d: doc.text for d, doc in together.state().documents.items()}
+    assert not any(line in text for text in batch.values() for line in SITE_BOTTOM)
+
+    apart = Pipeline(Settings(home=tmp_path / "apart", embed_model="hash"))
+    apart.ingest(files[1:])
+    assert apart.ingest([lone]).added == [lone.stem]
+    assert {d: doc.text for d, doc in apart.state().documents.items()} == batch
+    assert not apart.ingest([corpus]).changed  # the same files again: nothing to do
+    # removed documents leave the statistics: alone again, the site lines stay
+    others = [f.stem for f in files[1:]]
+    assert apart.remove(others) == others
+    assert apart.ingest([lone]).updated == [lone.stem]
+    assert SITE_BOTTOM[0] in apart.state().documents[lone.stem].text

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from index.atomic import checkpoint_hook
 from index.keywords import BM25Index, tokenize
-from index.store import IndexState, IndexStore, Manifest, StoreError
-from index.vectors import make_vector_index
+from index.store import DEFAULT_VECTOR_CODEC, Changes, IndexState, IndexStore, Manifest, StoreError
+from index.vectors import codec_dtype, decode_vectors, encode_vectors, make_vector_index
+from rag.pipeline import BUNDLED_CORPUS
 from rag.types import Chunk, DocMeta, Document
 
 
@@ -57,46 +61,52 @@ def test_round_trip_and_generations(tmp_path: Path) -> None:
     assert loaded.bm25 is not None and loaded.bm25.scores("妇联").shape == (6,)
 
 
-def test_old_generations_are_pruned(tmp_path: Path) -> None:
+def test_each_write_is_one_commit_and_only_touches_its_documents(tmp_path: Path) -> None:
     store = IndexStore(tmp_path)
     with store.writer():
-        for _ in range(4):
-            store.save(_state())
-    names = sorted(p.name for p in store.generations.iterdir())
-    assert names == ["gen-000003", "gen-000004"]
+        store.save(_state(3))
+    before = _chunk_rows(store)
+    extra = _state(4)
+    new = Changes(
+        [extra.documents["d3"]],
+        extra.chunks[6:],
+        extra.vectors[6:],
+        np.zeros((0, 4), np.float32),
+        np.zeros(0, np.int64),
+    )
+    with store.writer():
+        assert store.update(extra.manifest, new, remove=["d0"]) == "gen-000002"
+    after = _chunk_rows(store)
+    # d1 and d2 keep their rows (not rewritten); d0's are gone; d3's are new
+    assert {k: v for k, v in before.items() if not k.startswith("d0")} == {
+        k: v for k, v in after.items() if not k.startswith("d3")
+    }
+    assert sorted(after) == ["d1#0", "d1#1", "d2#0", "d2#1", "d3#0", "d3#1"]
+    loaded = store.load()
+    assert loaded is not None and sorted(loaded.documents) == ["d1", "d2", "d3"]
+    assert loaded.manifest.n_documents == 3 and loaded.manifest.n_chunks == 6
+    assert loaded.manifest.generation == "gen-000002"
 
 
-def test_crash_during_save_keeps_previous_index(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _chunk_rows(store: IndexStore) -> dict[str, int]:
+    with closing(sqlite3.connect(store.db_path)) as con:
+        return dict(con.execute("SELECT chunk_id, id FROM chunks"))
+
+
+def test_failed_write_keeps_previous_index(tmp_path: Path) -> None:
     store = IndexStore(tmp_path)
     with store.writer():
         store.save(_state(2))
 
-    def boom(self: BM25Index, directory: Path) -> None:
-        raise OSError("disk full")
+    def boom(step: str) -> None:
+        if step == "wrote chunks":
+            raise OSError("disk full")
 
-    monkeypatch.setattr(BM25Index, "save", boom)
-    with store.writer(), pytest.raises(OSError, match="disk full"):
+    with store.writer(), checkpoint_hook(boom), pytest.raises(OSError, match="disk full"):
         store.save(_state(3))
-    monkeypatch.undo()
     loaded = store.load()
     assert loaded is not None and loaded.manifest.n_documents == 2
-    assert not list(store.generations.glob(".tmp-*"))
-
-
-def test_leftover_temporary_from_a_killed_writer_is_ignored_then_removed(tmp_path: Path) -> None:
-    store = IndexStore(tmp_path)
-    with store.writer():
-        store.save(_state(2))
-    junk = store.generations / ".tmp-gen-000002"
-    junk.mkdir()
-    (junk / "manifest.json").write_text("{half")
-    loaded = store.load()
-    assert loaded is not None and loaded.manifest.generation == "gen-000001"
-    with store.writer():
-        store.save(_state(1))
-    assert not junk.exists()
+    assert loaded.manifest.generation == "gen-000001"
 
 
 def test_single_writer_lock(tmp_path: Path) -> None:
@@ -110,27 +120,47 @@ def test_single_writer_lock(tmp_path: Path) -> None:
         pass
 
 
-def test_corrupt_pointer_and_inconsistent_generation_are_clear_errors(tmp_path: Path) -> None:
+def test_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
     store = IndexStore(tmp_path)
     with store.writer():
-        name = store.save(_state())
-    np.save(store.generations / name / "vectors.npy", np.zeros((1, 4), np.float32))
-    with pytest.raises(StoreError, match="inconsistent"):
-        store.load()
-    store.pointer.write_text("not json")
-    with pytest.raises(StoreError, match="corrupt index pointer"):
+        store.save(_state())
+    for extra in ("-wal", "-shm"):
+        Path(f"{store.db_path}{extra}").unlink(missing_ok=True)
+    store.db_path.write_bytes(b"not a database" * 100)
+    with pytest.raises(StoreError, match="index database"):
         store.load()
 
 
-def test_docstore_is_plain_json_not_pickle(tmp_path: Path) -> None:
+def test_stored_as_plain_data_not_pickle(tmp_path: Path) -> None:
     store = IndexStore(tmp_path)
     with store.writer():
-        name = store.save(_state())
-    data = json.loads((store.generations / name / "docstore.json").read_text("utf-8"))
-    assert {d["doc_id"] for d in data["documents"]} == {"d0", "d1"}
-    vectors = np.load(store.generations / name / "vectors.npy", allow_pickle=False)
-    assert vectors.dtype == np.float32
+        store.save(_state())
     assert not list(store.root.rglob("*.pkl")) and not list(store.root.rglob("*.pickle"))
+    with closing(sqlite3.connect(store.db_path)) as con:
+        (blob,) = con.execute("SELECT vector FROM chunks LIMIT 1").fetchone()
+    assert len(blob) == codec_dtype(DEFAULT_VECTOR_CODEC, 4).itemsize
+
+
+@pytest.mark.parametrize("codec", ["f32", "f16", "i8"])
+def test_vector_codecs_round_trip(codec: str) -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(50, 384)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    rec = encode_vectors(x, codec)
+    back = decode_vectors(rec.tobytes(), codec, 384)
+    cos = (back * x).sum(axis=1) / np.linalg.norm(back, axis=1)
+    assert back.shape == x.shape and cos.min() > 0.999
+
+
+def test_vector_codec_is_kept_in_the_manifest(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    state = _state()
+    state.manifest.vector_codec = "f16"
+    with store.writer():
+        store.save(state)
+    loaded = store.load()
+    assert loaded is not None and loaded.manifest.vector_codec == "f16"
+    np.testing.assert_allclose(loaded.vectors, state.vectors, atol=1e-3)
 
 
 @pytest.mark.parametrize("ann", ["flat", "hnsw"])
@@ -164,79 +194,18 @@ def test_keyword_side_matches_across_scripts(tokenizer: str) -> None:
     assert bm.scores("").tolist() == [0.0, 0.0, 0.0]
 
 
-def test_uncommitted_generation_left_by_a_crash_does_not_block_writes(tmp_path: Path) -> None:
-    # What kill -9 between the rename and the pointer update leaves: gen-000002 on disk,
-    # CURRENT still naming gen-000001. Every later write used to fail with ENOTEMPTY.
-    store = IndexStore(tmp_path)
-    with store.writer():
-        store.save(_state(2))
-    leftover = store.generations / "gen-000002"
-    leftover.mkdir()
-    (leftover / "manifest.json").write_text("{half", encoding="utf-8")
-    loaded = store.load()
-    assert loaded is not None and loaded.manifest.generation == "gen-000001"
-    with store.writer():
-        name = store.save(_state(3))
-    assert name == "gen-000002"
-    loaded = store.load()
-    assert loaded is not None and loaded.manifest.n_documents == 3
-    assert loaded.manifest.generation == "gen-000002"
-
-
-def test_pointer_temporaries_of_a_killed_write_are_removed_by_the_next(tmp_path: Path) -> None:
-    store = IndexStore(tmp_path)
-    with store.writer():
-        store.save(_state(2))
-    stale = store.root / ".CURRENT.k1ll3d.tmp"
-    stale.write_text('{"generation": "gen-000002"}', encoding="utf-8")
-    keep = store.root / "notes.tmp"  # not a name atomic writes use
-    keep.write_text("mine", encoding="utf-8")
-    with store.writer():
-        store.save(_state(1))
-    assert not stale.exists() and keep.exists()
-
-
-def test_prune_keeps_the_previous_committed_generation_despite_leftovers(
-    tmp_path: Path,
-) -> None:
-    store = IndexStore(tmp_path)
-    with store.writer():
-        store.save(_state(2))
-        store.save(_state(2))
-    (store.generations / "gen-000009").mkdir()  # never committed
-    with store.writer():
-        assert store.save(_state(3)) == "gen-000003"
-    # a reader that loaded gen-000002 just before the flip still finds its files
-    names = sorted(p.name for p in store.generations.iterdir())
-    assert names == ["gen-000002", "gen-000003"]
-
-
-def test_prune_orders_generations_by_number(tmp_path: Path) -> None:
-    store = IndexStore(tmp_path)
-    store.generations.mkdir(parents=True)
-    for name in ("gen-999998", "gen-999999"):
-        (store.generations / name).mkdir()
-    store.pointer.write_text('{"generation": "gen-999999"}', encoding="utf-8")
-    with store.writer():
-        assert store.save(_state(1)) == "gen-1000000"
-    names = {p.name for p in store.generations.iterdir()}
-    assert names == {"gen-999999", "gen-1000000"}
-    loaded = store.load()
-    assert loaded is not None and loaded.manifest.generation == "gen-1000000"
-
-
-def test_load_follows_the_pointer_when_its_generation_is_pruned_mid_load(
+def test_a_reader_sees_one_snapshot_while_a_writer_commits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = IndexStore(tmp_path)
     with store.writer():
         store.save(_state(2))
-    original = Manifest.from_dict.__func__  # type: ignore[attr-defined]
+    original = DocMeta.from_dict.__func__  # type: ignore[attr-defined]
     calls = 0
 
-    def two_writes_meanwhile(cls: type[Manifest], data: dict[str, object]) -> Manifest:
+    def two_writes_meanwhile(cls: type[DocMeta], data: dict[str, object]) -> DocMeta:
         # another process commits twice while this reader is between its first and
-        # second file: gen-000001 is pruned under it
+        # second row of documents
         nonlocal calls
         calls += 1
         if calls == 1:
@@ -244,11 +213,111 @@ def test_load_follows_the_pointer_when_its_generation_is_pruned_mid_load(
             with writer.writer():
                 writer.save(_state(3))
                 writer.save(_state(4))
-        result: Manifest = original(cls, data)
+        result: DocMeta = original(cls, data)
         return result
 
-    monkeypatch.setattr(Manifest, "from_dict", classmethod(two_writes_meanwhile))
+    monkeypatch.setattr(DocMeta, "from_dict", classmethod(two_writes_meanwhile))
     loaded = store.load()
-    assert not (store.generations / "gen-000001").exists()
-    assert loaded is not None and loaded.manifest.generation == "gen-000003"
-    assert loaded.manifest.n_documents == 4
+    assert loaded is not None and loaded.manifest.generation == "gen-000001"
+    assert loaded.manifest.n_documents == 2 and len(loaded.documents) == 2
+    assert len(loaded.chunks) == len(loaded.vectors) == 4
+    monkeypatch.undo()
+    latest = store.load()
+    assert latest is not None and latest.manifest.generation == "gen-000003"
+    assert len(latest.documents) == 4
+
+
+def _write_legacy(root: Path, state: IndexState) -> None:
+    """The generation-directory layout (format 2) as the previous store wrote it."""
+    gdir = root / "generations" / "gen-000004"
+    gdir.mkdir(parents=True)
+    manifest = {**state.manifest.to_dict(), "format_version": 2, "generation": "gen-000004"}
+    manifest.pop("vector_codec")
+    (gdir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    docstore = {
+        "documents": [
+            {"doc_id": d.doc_id, "source": d.source, "sha256": d.sha256,
+             "meta": d.meta.to_dict(), "text": d.text}
+            for d in state.documents.values()
+        ],
+        "chunks": [c.to_dict() for c in state.chunks],
+    }  # fmt: skip
+    (gdir / "docstore.json").write_text(json.dumps(docstore), encoding="utf-8")
+    np.save(gdir / "vectors.npy", state.vectors)
+    np.save(gdir / "sentences.npy", np.zeros((0, 4), np.float32))
+    np.save(gdir / "sentence_owner.npy", np.zeros(0, np.int64))
+    (root / "CURRENT").write_text('{"generation": "gen-000004"}', encoding="utf-8")
+
+
+def test_an_index_of_the_old_layout_is_read_then_converted_by_the_next_write(
+    tmp_path: Path,
+) -> None:
+    store = IndexStore(tmp_path)
+    old = _state(3)
+    _write_legacy(store.root, old)
+    loaded = store.load()
+    assert loaded is not None and loaded.manifest.generation == "gen-000004"
+    assert sorted(loaded.documents) == ["d0", "d1", "d2"] and len(loaded.chunks) == 6
+    assert store.current_generation() == "gen-000004"
+    new = _state(4)
+    with store.writer():
+        name = store.update(new.manifest, Changes(
+            [new.documents["d3"]], new.chunks[6:], new.vectors[6:],
+            np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
+        ))  # fmt: skip
+    assert name == "gen-000005"
+    assert not (store.root / "generations").exists() and not (store.root / "CURRENT").exists()
+    converted = store.load()
+    assert converted is not None and sorted(converted.documents) == ["d0", "d1", "d2", "d3"]
+    assert [c.chunk_id for c in converted.chunks][:6] == [c.chunk_id for c in old.chunks]
+    np.testing.assert_allclose(converted.vectors[:6], old.vectors, atol=0.01)
+
+
+def test_an_unreadable_old_index_says_how_to_rebuild(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    _write_legacy(store.root, _state(2))
+    (store.root / "generations" / "gen-000004" / "docstore.json").write_text("{half")
+    with pytest.raises(StoreError, match="old generation-directory format.*--rebuild"):
+        store.load()
+    with store.writer():
+        store.save(_state(1))  # a rebuild replaces it
+    loaded = store.load()
+    assert loaded is not None and len(loaded.documents) == 1
+    assert not (store.root / "generations").exists()
+
+
+def test_keyword_index_loaded_from_stored_terms_equals_a_fresh_build(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    with store.writer():
+        store.save(_state(3, tokenizer="bigram"))
+        extra = _state(5, tokenizer="bigram")
+        for d in ("d3", "d4"):
+            rows = [i for i, c in enumerate(extra.chunks) if c.doc_id == d]
+            store.update(extra.manifest, Changes(
+                [extra.documents[d]], [extra.chunks[i] for i in rows], extra.vectors[rows],
+                np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
+            ), remove=["d1"])  # fmt: skip
+    loaded = store.load()
+    assert loaded is not None and sorted(loaded.documents) == ["d0", "d2", "d3", "d4"]
+    fresh = BM25Index("bigram")
+    fresh.build([c.index_text for c in loaded.chunks])
+    assert loaded.bm25 is not None
+    for query in ("妇联工作第3段", "工会", "第4段。妇联", "没有的词"):
+        np.testing.assert_allclose(loaded.bm25.scores(query), fresh.scores(query), rtol=1e-6)
+    assert loaded.bm25.scores("第3段").argmax() in {4, 5}
+
+
+def test_keyword_scores_are_those_of_bm25s() -> None:
+    bm25s = pytest.importorskip("bm25s")
+    texts = [p.read_text(encoding="utf-8") for p in sorted(BUNDLED_CORPUS.glob("*.txt"))]
+    texts = [t[i : i + 300] for t in texts for i in range(0, len(t), 300)]
+    corpus = [tokenize(t, "bigram") for t in texts]
+    reference = bm25s.BM25(k1=BM25Index.K1, b=BM25Index.B)
+    reference.index([t or ["\u0000"] for t in corpus], show_progress=False)
+    ours = BM25Index("bigram")
+    ours.build_tokens(corpus)
+    for query in ("群团组织的灵魂是什么", "工会要做好困难职工帮扶工作", "妇联 共青团 青年"):
+        tokens = tokenize(query, "bigram")
+        np.testing.assert_allclose(
+            ours.scores_tokens(tokens), reference.get_scores(tokens), rtol=1e-5, atol=1e-6
+        )

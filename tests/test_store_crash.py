@@ -1,15 +1,10 @@
 """Crash safety of an index write, step by step.
 
-A write is interrupted after each of its steps in turn (temporary generation made,
-each file written, fsync, rename, pointer temporary written, pointer replaced, each
-generation pruned, each leftover removed): once by an exception in this process, once
-by ``os._exit`` in a child process (nothing cleaned up, as after kill -9). After every
-interruption the store loads the last committed state, and the next write succeeds,
-loads its own state and leaves no leftovers behind.
-
-The home the interrupted write starts from already holds what earlier crashes leave:
-a temporary generation directory, a renamed but uncommitted ``gen-N`` (the name the
-write will want) and a temporary file of the pointer.
+A write is interrupted after each of its steps in turn (transaction begun, replaced
+documents removed, documents, chunks and manifest written, committed, log truncated):
+once by an exception in this process, once by ``os._exit`` in a child process
+(nothing cleaned up, as after kill -9). After every interruption the store loads the
+last committed state, and the next write succeeds and loads its own state.
 """
 
 from __future__ import annotations
@@ -23,14 +18,14 @@ from pathlib import Path
 import pytest
 
 from index.atomic import checkpoint_hook
-from index.store import KEEP_GENERATIONS, IndexStore
+from index.store import IndexStore
 from tests.test_store import _state
 
 REPO = Path(__file__).resolve().parents[1]
 CRASH_EXIT = 71
 CHILD_TIMEOUT_S = 60.0
 COMMITTED_DOCS, CRASHED_DOCS, NEXT_DOCS = 3, 4, 1
-POINTER_REPLACED = "CURRENT: replaced"
+COMMITTED = "committed"
 
 CHILD = f"""
 import os, sys
@@ -57,49 +52,41 @@ class Crash(Exception):
     pass
 
 
-def _home_with_history_and_leftovers(home: Path) -> IndexStore:
-    """Two committed generations (the current one has COMMITTED_DOCS documents) and
-    the debris of crashed writes, including an uncommitted gen-000003."""
+def _home_with_history(home: Path) -> IndexStore:
+    """Two committed writes; the current state has COMMITTED_DOCS documents."""
     store = IndexStore(home)
     with store.writer():
         store.save(_state(2, tokenizer="bigram"))
         store.save(_state(COMMITTED_DOCS, tokenizer="bigram"))
-    for name in (".tmp-gen-000003", "gen-000003"):
-        (store.generations / name).mkdir()
-        (store.generations / name / "manifest.json").write_text("{half", encoding="utf-8")
-    (store.root / ".CURRENT.0dd1ty.tmp").write_text("{", encoding="utf-8")
     return store
 
 
 def _steps(tmp_path: Path) -> list[str]:
-    """Every checkpoint a write from such a home passes, in order."""
-    store = _home_with_history_and_leftovers(tmp_path / "record")
+    """Every checkpoint a write passes, in order."""
+    store = _home_with_history(tmp_path / "record")
     seen: list[str] = []
     with store.writer(), checkpoint_hook(seen.append):
         store.save(_state(CRASHED_DOCS, tokenizer="bigram"))
-    assert "generation renamed" in seen and POINTER_REPLACED in seen, seen
+    assert COMMITTED in seen, seen
     return seen
 
 
 def _check_recovery(store: IndexStore, step: str, committed_after: bool) -> None:
-    """The store loads the last committed state; the next write works and tidies up."""
+    """The store loads the last committed state; the next write works."""
     loaded = store.load()
     assert loaded is not None, step
     expected = CRASHED_DOCS if committed_after else COMMITTED_DOCS
     assert loaded.manifest.n_documents == expected, f"after a crash at {step!r}"
+    assert len(loaded.documents) == expected and len(loaded.chunks) == 2 * expected, step
+    assert len(loaded.vectors) == loaded.vector_index.size == len(loaded.chunks), step  # type: ignore[union-attr]
     previous = loaded.manifest.generation
     with store.writer():
         name = store.save(_state(NEXT_DOCS, tokenizer="bigram"))
+    assert name > previous, step
     loaded = store.load()
     assert loaded is not None and loaded.manifest.generation == name, step
-    assert loaded.manifest.n_documents == NEXT_DOCS, step
-    current = int(name.split("-")[1])
-    gens = sorted(int(p.name.split("-")[1]) for p in store.generations.glob("gen-*"))
-    assert gens[-1] == current and len(gens) <= KEEP_GENERATIONS, (step, gens)
-    # what a reader may have loaded just before the flip is still there
-    assert (store.generations / previous).is_dir(), f"{previous} pruned after {step!r}"
-    assert not list(store.generations.glob(".tmp-*")), step
-    assert not list(store.root.glob(".*.tmp")), step
+    assert loaded.manifest.n_documents == NEXT_DOCS == len(loaded.documents), step
+    assert not list(store.root.glob("*-journal")), step
 
 
 def _crash_at(step: str) -> Callable[[str], None]:
@@ -112,37 +99,28 @@ def _crash_at(step: str) -> Callable[[str], None]:
 
 def test_the_write_passes_every_step(tmp_path: Path) -> None:
     steps = _steps(tmp_path)
-    expected_in_order = [
-        "removed .tmp-gen-000003",
-        "removed uncommitted gen-000003",
-        "temporary generation created",
-        "wrote manifest.json",
-        "wrote docstore.json",
-        "wrote bm25",
-        "generation fsynced",
-        "generation renamed",
-        "generations fsynced",
-        "CURRENT: temporary written",
-        POINTER_REPLACED,
-        "pointer written",
-        "pruned gen-000001",
-        "pruned",
+    assert steps == [
+        "transaction begun",
+        "removed replaced documents",
+        "wrote documents",
+        "wrote chunks",
+        "wrote manifest",
+        COMMITTED,
+        "log truncated",
     ]
-    assert [s for s in steps if s in expected_in_order] == expected_in_order
-    assert len(steps) == len(set(steps))
 
 
 def test_an_exception_after_any_step_keeps_the_committed_index(tmp_path: Path) -> None:
     steps = _steps(tmp_path)
     for i, step in enumerate(steps):
-        store = _home_with_history_and_leftovers(tmp_path / f"step{i}")
+        store = _home_with_history(tmp_path / f"step{i}")
         with (
             pytest.raises(Crash),
             store.writer(),
             checkpoint_hook(_crash_at(step)),
         ):
             store.save(_state(CRASHED_DOCS, tokenizer="bigram"))
-        _check_recovery(store, step, committed_after=i >= steps.index(POINTER_REPLACED))
+        _check_recovery(store, step, committed_after=i >= steps.index(COMMITTED))
 
 
 def test_a_kill_after_any_step_keeps_the_committed_index(tmp_path: Path) -> None:
@@ -152,7 +130,7 @@ def test_a_kill_after_any_step_keeps_the_committed_index(tmp_path: Path) -> None
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
     for i, step in enumerate(steps):
-        store = _home_with_history_and_leftovers(tmp_path / f"step{i}")
+        store = _home_with_history(tmp_path / f"step{i}")
         child = subprocess.run(
             [sys.executable, "-c", CHILD, str(store.home), step],
             cwd=REPO,
@@ -162,4 +140,4 @@ def test_a_kill_after_any_step_keeps_the_committed_index(tmp_path: Path) -> None
             timeout=CHILD_TIMEOUT_S,
         )
         assert child.returncode == CRASH_EXIT, (step, child.stderr[-2000:])
-        _check_recovery(store, step, committed_after=i >= steps.index(POINTER_REPLACED))
+        _check_recovery(store, step, committed_after=i >= steps.index(COMMITTED))

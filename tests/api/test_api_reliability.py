@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
+from filelock import FileLock, Timeout
 
 from api.deps import GENERATION_HEADER
 from api.main import create_app
@@ -153,19 +154,25 @@ def _mutate(folder: Path, round_: int) -> None:
             fh.write(f"第{round_}轮修改：工会要做好困难职工帮扶工作。\n")
 
 
-def _tmp_dirs(home: Path) -> set[int]:
-    """Inodes of temporary generation directories (a killed ingest leaves one behind)."""
-    return {p.stat().st_ino for p in (home / "index" / "generations").glob(".tmp-*")}
+def _writing(home: Path) -> bool:
+    """Whether another process holds the index's writer lock (an ingest between reading
+    what is indexed and committing its transaction)."""
+    lock = FileLock(str(home / "index" / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
 
 
 def _kill_ingest(folder: Path, home: Path, when: str, delay: float, window: float) -> str:
     """Run ``rag ingest`` and SIGKILL it: after ``delay`` s (``when="delay"``), just after
-    it starts writing a new generation (``"writing"``), or just after it flips the
-    ``CURRENT`` pointer, while it prunes old generations (``"flipped"``). Returns where
-    the kill landed: "writing" (a new generation's directory existed), "flipped" (the
-    pointer had moved) or "" (before either)."""
+    it takes the writer lock (``"writing"``: embedding, then the transaction), or just
+    after its commit became visible, while it tidies up (``"flipped"``). Returns where
+    the kill landed: "writing" (it held the writer lock), "flipped" (a new generation
+    was committed) or "" (before either)."""
     store = IndexStore(home)
-    leftovers = _tmp_dirs(home)
     pointer = store.current_generation()
     proc = subprocess.Popen(
         _ingest_cmd(folder),
@@ -180,13 +187,13 @@ def _kill_ingest(folder: Path, home: Path, when: str, delay: float, window: floa
         else:
             deadline = time.monotonic() + window
             while time.monotonic() < deadline and proc.poll() is None:
-                if when == "writing" and _tmp_dirs(home) - leftovers:
+                if when == "writing" and _writing(home):
                     time.sleep(delay)
                     break
                 if when == "flipped" and store.current_generation() != pointer:
                     break
                 time.sleep(0.002)
-        writing = bool(_tmp_dirs(home) - leftovers)
+        writing = _writing(home)
         flipped = store.current_generation() != pointer
         proc.kill()
     finally:
@@ -249,5 +256,5 @@ def test_killed_ingest_leaves_the_previous_or_the_new_index(tmp_path: Path) -> N
     _ingest(folder, home)
     final = _serve_check(home)
     assert final["documents"] == len(list(folder.glob("*.txt")))
-    assert not list((home / "index" / "generations").glob(".tmp-*"))
+    assert not list((home / "index").glob("*-journal"))
     print(f"kill -9 outcomes over {KILL_ROUNDS} rounds: {dict(outcomes)}")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -130,16 +131,18 @@ def test_reads_during_a_write_are_served_from_the_old_generation(
     service.close()
 
 
-def test_refresh_keeps_serving_when_the_pointer_names_a_broken_generation(home: Path) -> None:
+def test_refresh_keeps_serving_when_a_new_generation_is_broken(home: Path) -> None:
     service = Service(api_settings(home), embedder=HashEmbedder())
     service.start()
     good = service.current()
-    pointer = home / "index" / "CURRENT"
-    saved = pointer.read_text(encoding="utf-8")
-    pointer.write_text(json.dumps({"generation": "gen-999999"}), encoding="utf-8")
+    with closing(sqlite3.connect(home / "index" / "index.db")) as con, con:
+        saved = list(con.execute("SELECT value, key FROM meta"))
+        con.execute("UPDATE meta SET value = '{\"half' WHERE key = 'manifest'")
+        con.execute("UPDATE meta SET value = '999999' WHERE key = 'generation'")
     service.refresh()
     assert service.current() is good
-    pointer.write_text(saved, encoding="utf-8")
+    with closing(sqlite3.connect(home / "index" / "index.db")) as con, con:
+        con.executemany("UPDATE meta SET value = ? WHERE key = ?", saved)
     service.refresh()
     assert service.current() is good  # same generation: nothing reloaded
     service.close()
