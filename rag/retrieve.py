@@ -39,6 +39,10 @@ SENTENCE_DEPTH = 4  # sentence candidates fetched per chunk candidate
 # into the chunks that hold the rest of the items, up to this many more chunks.
 MAX_CONTINUATION = 4
 MAX_LIST_CONTINUATION = 12  # for list questions, whose items may each run over paragraphs
+# Only the first passages of an answer-sized search read that far, so a large k (a
+# browse of the corpus) still gets k passages rather than a few long ones.
+LONG_LISTS = 3
+MAX_K_LONG = 20
 _ISO_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 
@@ -229,7 +233,12 @@ class Retriever:
                 break
             if any(_covers(p.chunk, self.state.chunks[row]) for p in out):
                 continue  # already inside a passage continued over it
-            chunk = self.continued(row, lists, taken=[p.chunk for p in out], want=want)
+            chunk = self.continued(
+                row,
+                lists,
+                taken=[p.chunk for p in out],
+                want=want if len(out) < LONG_LISTS and k <= MAX_K_LONG else -1,
+            )
             meta = self.state.documents[chunk.doc_id].meta
             out.append(Passage(chunk=chunk, meta=meta, score=fused[row], rank=len(out) + 1))
         return out
@@ -244,7 +253,7 @@ class Retriever:
         stops between two items (“一是…” here, “二是…” next), or when a following chunk
         of the section holds the next item after the rest of the current one (long items,
         each with its paragraphs), until ``want`` items (the count the question asks
-        for, 0 if none) are reached. Chunks already inside one of the ``taken`` passages
+        for, 0 if none; -1 keeps such a passage as short as a plain one) are reached. Chunks already inside one of the ``taken`` passages
         are not taken again."""
         chunk = self.state.chunks[row]
         doc = self.state.documents.get(chunk.doc_id)
@@ -253,7 +262,7 @@ class Retriever:
         rows = self._doc_rows().get(chunk.doc_id, [])
         start, end, parts = chunk.start, chunk.end, [chunk]
         announced = False
-        budget = MAX_LIST_CONTINUATION if lists else MAX_CONTINUATION
+        budget = MAX_LIST_CONTINUATION if lists and want >= 0 else MAX_CONTINUATION
 
         def after(pos: int) -> Chunk | None:
             nxt = next((self.state.chunks[r] for r in rows
@@ -283,7 +292,7 @@ class Retriever:
                 announced = True  # the list this chunk announces starts in the next one
             elif item is not None and (lists or announced) and last == (item[0], item[1] - 1):
                 pass  # the next chunk opens with the next item
-            elif lists and last is not None:
+            elif lists and want >= 0 and last is not None:
                 # a list question reads on over the rest of a long item, through chunks
                 # of the same section, to the chunk that holds the next item
                 run = self._to_next_item(doc.text, nxt, last, after, budget - len(parts))
@@ -294,7 +303,7 @@ class Retriever:
             parts.extend(run)
             end = run[-1].end
             now = _last_item(doc.text, start, sentence_spans(doc.text[start:end]))
-            if want and now is not None and now[1] >= want:
+            if want > 0 and now is not None and now[1] >= want:
                 break  # every item asked for is in
         if len(parts) == 1:
             return chunk
