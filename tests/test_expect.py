@@ -86,3 +86,26 @@ def test_the_backend_prefers_a_close_sentence_that_holds_the_number() -> None:
     draft = ExtractiveBackend().compose(AnswerRequest("干部每年下基层多少天？", [_passage(text)]))
     assert not draft.refused
     assert "90天" in draft.text
+
+
+def test_figures_the_question_states_must_be_in_the_answer() -> None:
+    day = expectation("中央的会议是7月几日召开的？")
+    assert day is not None and day.given == ("7月",)
+    assert not day.held_by("今年9月17日,省委召开了会议。")  # a day, but of another month
+    assert day.held_by("7月6日,中央召开了会议。")
+
+
+def test_a_number_must_count_the_thing_asked_about() -> None:
+    money = expectation("活动安排了多少专项经费？")
+    assert money is not None and money.focus == "专项"
+    assert not money.held_by("学习贯彻党的十七届六中全会精神。")  # a number of something else
+    assert money.held_by("安排专项经费200万元。")
+    both = expectation("商丘联系的工人和青年分别有多少？")
+    assert both is not None and both.focus == ""  # “分别” is not what is counted
+
+
+def test_a_post_must_be_the_named_persons() -> None:
+    post = expectation("魏小东在发表这篇讲话时担任什么职务？")
+    assert post is not None and post.subject == ("魏小东",)
+    assert not post.held_by("学习贯彻郭庚茂书记的重要讲话精神。")
+    assert post.held_by("市委常委、秘书长魏小东出席会议。")

@@ -62,6 +62,12 @@ _SERIES = re.compile(
     r"(?:[“「『\"]?[^、，,。；;：:“”「」『』\"]{1,12}[”」』\"]?、){2,}[“「『\"]?[^、，,。；;：:“”「」『』\"]{1,12}[”」』\"]?"
 )
 FOLLOWING_CHARS = 60  # of the passage after a sentence, searched for a group's members
+# figures stated in the question (“7月几日”, “2012年”) that a sentence answering it repeats
+_GIVEN = re.compile(r"\d+(?:\.\d+)?\s*(?:年|月|日|号|%|％)")
+# “多少专项经费” / “建会率是多少”: the thing counted, right after or before “多少”
+_FOCUS_AFTER = re.compile(r"多少(?:个|名|家|项|位|次|元|笔)?([\u4e00-\u9fff]{2})")
+_FOCUS_BEFORE = re.compile(r"([\u4e00-\u9fff]{2})(?:是|为|有|达到|达)多少")
+_NOT_FOCUS = re.compile(r"[是了呢吗的个人天年次]|分别|各自|一共|总共|大约|大概|还有|共有")
 _QUOTED_NAME = re.compile(r"[“「『\"]([^”」』\"]{2,20})[”」』\"]")
 _MEMBERS = re.compile(
     r"具体(?:包括|是|有|指)|分别(?:是|送|指|为|有)|哪[一二三四五六七八九十两几\d]+[个项条点大]|"
@@ -77,11 +83,16 @@ class Expectation:
 
     kind: str
     group: str = ""
+    given: tuple[str, ...] = ()  # figures the question states (“7月”): the answer keeps them
+    focus: str = ""  # what is counted (“多少专项经费” → “专项”), to be found beside the number
+    subject: tuple[str, ...] = ()  # the people whose post is asked for
 
     def held_by(self, sentence: str, following: str = "") -> bool:
         """Whether ``sentence`` holds this kind of answer (``following``: the text after
         it in its passage, where a group's members may be spelled out)."""
         s = to_simplified(sentence)
+        if any(g not in s for g in self.given) or (self.focus and self.focus not in s):
+            return False
         if self.kind == "day":
             return bool(_DAY.search(s))
         if self.kind == "year":
@@ -91,6 +102,8 @@ class Expectation:
         if self.kind == "number":
             return bool(_NUMBER.search(s))
         if self.kind == "post":
+            if self.subject and not any(p in s for p in self.subject):
+                return False  # a post, but somebody else's
             return bool(_POST.search(s))
         if self.kind == "name":
             from rag.answer.extractive import names_person  # jieba, loaded on first use
@@ -126,6 +139,22 @@ def expectation(question: str) -> Expectation | None:
     if quoted and _MEMBERS.search(q):
         return Expectation("members", quoted[0])
     for kind, pattern in _ASKS.items():
-        if pattern.search(q):
-            return Expectation(kind)
+        if not pattern.search(q):
+            continue
+        given = tuple(dict.fromkeys(_GIVEN.findall(q))) if kind != "post" else ()
+        focus = ""
+        if kind == "number":
+            m = _FOCUS_AFTER.search(q) or _FOCUS_BEFORE.search(q)
+            focus = m.group(1) if m and not _NOT_FOCUS.search(m.group(1)) else ""
+        subject = _people(q) if kind == "post" else ()
+        return Expectation(kind, given=given, focus=focus, subject=subject)
     return None
+
+
+def _people(question: str) -> tuple[str, ...]:
+    from jieba import posseg
+
+    from rag.text import jieba
+
+    jieba()
+    return tuple(w.word for w in posseg.cut(question) if w.flag == "nr" and len(w.word) >= 2)
