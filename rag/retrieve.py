@@ -253,8 +253,10 @@ class Retriever:
         stops between two items (“一是…” here, “二是…” next), or when a following chunk
         of the section holds the next item after the rest of the current one (long items,
         each with its paragraphs), until ``want`` items (the count the question asks
-        for, 0 if none; -1 keeps such a passage as short as a plain one) are reached. Chunks already inside one of the ``taken`` passages
-        are not taken again."""
+        for, 0 if none; -1 keeps such a passage as short as a plain one) are reached.
+        A list question's passage that opens in the middle of a list (its first item is
+        “三要…”) also starts earlier, at the chunk holding item one. Chunks already
+        inside one of the ``taken`` passages are not taken again."""
         chunk = self.state.chunks[row]
         doc = self.state.documents.get(chunk.doc_id)
         if doc is None:
@@ -263,6 +265,11 @@ class Retriever:
         start, end, parts = chunk.start, chunk.end, [chunk]
         announced = False
         budget = MAX_LIST_CONTINUATION if lists and want >= 0 else MAX_CONTINUATION
+        if lists and want >= 0:
+            earlier = self._back_to_first_item(chunk, rows, taken, budget)
+            if earlier:
+                parts = [*earlier, chunk]
+                start = earlier[0].start
 
         def after(pos: int) -> Chunk | None:
             nxt = next((self.state.chunks[r] for r in rows
@@ -288,7 +295,7 @@ class Retriever:
             last = _last_item(doc.text, start, spans)
             last_sentence = doc.text[start + spans[-1][0] : start + spans[-1][1]]
             run = [nxt]
-            if item is not None and len(parts) == 1 and item[1] == 1 and is_lead_in(last_sentence):
+            if item is not None and end == chunk.end and item[1] == 1 and is_lead_in(last_sentence):
                 announced = True  # the list this chunk announces starts in the next one
             elif item is not None and (lists or announced) and last == (item[0], item[1] - 1):
                 pass  # the next chunk opens with the next item
@@ -318,6 +325,42 @@ class Retriever:
             section_path=path,
             index_text="",
         )
+
+    def _back_to_first_item(
+        self, chunk: Chunk, rows: Sequence[int], taken: Sequence[Chunk], budget: int
+    ) -> list[Chunk]:
+        """The chunks before ``chunk`` back to the one holding item one of the list
+        ``chunk`` opens in the middle of (same section, adjacent, no other list of the
+        kind in between); [] when ``chunk`` does not open mid-list."""
+        first = next(
+            (m for s, e in sentence_spans(chunk.text) if (m := enum_item(chunk.text[s:e]))), None
+        )
+        if first is None or first[1] <= 1:
+            return []
+        family, want = first[0], first[1] - 1
+        back: list[Chunk] = []
+        pos = chunk.start
+        while len(back) < budget:
+            prev = next((self.state.chunks[r] for r in reversed(rows)
+                         if self.state.chunks[r].end <= pos + 1
+                         and self.state.chunks[r].start < pos), None)  # fmt: skip
+            if (
+                prev is None
+                or prev.section_path[:1] != chunk.section_path[:1]
+                or any(_covers(t, prev) for t in taken)
+            ):
+                return []
+            back.insert(0, prev)
+            marks = [m for s, e in sentence_spans(prev.text)
+                     if (m := enum_item(prev.text[s:e])) and m[0] == family]  # fmt: skip
+            for m in reversed(marks):
+                if m[1] != want:
+                    return []  # another list of the same kind
+                if want == 1:
+                    return back
+                want -= 1
+            pos = prev.start
+        return []
 
     @staticmethod
     def _to_next_item(

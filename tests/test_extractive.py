@@ -106,3 +106,12 @@ def test_a_list_question_takes_the_list_of_a_close_candidate() -> None:
     )
     _, cited = compose("群团组织要做好哪几个方面？", [passage("a", text)])
     assert cited == ["一是担负政治责任[1]。", "二是承担工作责任[1]。"]
+
+
+def test_a_question_naming_a_part_is_answered_from_inside_it_not_by_its_heading() -> None:
+    text = (
+        "一是同步建设党群组织。二是同步建设党群队伍。三是同步建设党群阵地。"
+        "要把村级公共服务中心作为活动阵地,让这些场所成为群众之家。"
+    )
+    _, cited = compose("讲到同步建设党群阵地时，要把哪些场所作为活动阵地？", [passage("a", text)])
+    assert cited == ["要把村级公共服务中心作为活动阵地,让这些场所成为群众之家[1]。"]

@@ -204,3 +204,11 @@ def test_a_list_question_reads_over_a_long_item_to_the_next_ones(
     assert r.search("妇联家庭", 1)[0].chunk.text == "一是妇联家庭。"  # not a list question
     # the count asked for is reached: no need to read on
     assert r.search("妇联家庭是哪两个", 1)[0].chunk.text.endswith("二是共青团青年。")
+
+
+def test_a_list_passage_opening_mid_list_starts_at_item_one(long_items_state: IndexState) -> None:
+    r = Retriever(long_items_state, None, mode="bm25")
+    listed = r.search("职工技能有哪些", 1)[0]  # the best chunk holds item three
+    assert listed.chunk.text.startswith("一是妇联家庭。")
+    assert "三是职工技能。" in listed.chunk.text
+    assert r.search("职工技能", 1)[0].chunk.text == "三是职工技能。"  # not a list question

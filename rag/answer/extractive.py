@@ -345,6 +345,9 @@ class ExtractiveBackend(AnswerBackend):
         cands = self.candidates(question, request.passages)
         if not cands or self.should_refuse(question, request.passages):
             return Draft(text=REFUSAL[lang], refused=True, model=self.name)
+        heads = _headings(question, cands)
+        if heads and len(heads) < len(cands):  # what the named part says, before its heading
+            cands = [c for c in cands if id(c) not in heads] + [c for c in cands if id(c) in heads]
         best = cands[0]
         chosen: list[tuple[int, int, int]] = []  # (passage_no, start, end)
         if asks_across(question, (p.meta.speaker for p in request.passages)):
@@ -352,10 +355,8 @@ class ExtractiveBackend(AnswerBackend):
         if not chosen and asks_list(question):
             # the best sentence's list; else the list of a close candidate (the best
             # sentence is often the general statement that precedes the items)
-            for c in [
-                best,
-                *(c for c in cands[1:LIST_DEPTH] if c.coverage >= LIST_KEEP * best.coverage),
-            ]:
+            close = [c for c in cands[1:LIST_DEPTH] if c.coverage >= LIST_KEEP * best.coverage]
+            for c in [best, *(c for c in close if id(c) not in heads)]:
                 items = self._enumeration(c, request.passages[c.passage_no - 1])
                 if items:
                     best, chosen = c, [(c.passage_no, s, e) for s, e in items]
@@ -386,8 +387,8 @@ class ExtractiveBackend(AnswerBackend):
             for c in cands[1:]:
                 if len(chosen) >= MAX_SENTENCES or c.score < best.score - KEEP_MARGIN:
                     break
-                if c.intent < best.intent:
-                    continue  # the best sentence holds the date (meeting) asked for; this one not
+                if c.intent < best.intent or id(c) in heads:
+                    continue  # the best holds the date (meeting) asked for / a heading of the part
                 if not _overlaps(chosen, c):
                     chosen.append((c.passage_no, c.start, c.end))
         chosen.sort(key=lambda t: (t[0] != best.passage_no, t[0], t[1]))
@@ -430,6 +431,37 @@ def _leads_into(text: str, spans: Sequence[tuple[int, int]], idx: int, first: in
     item = enum_item(text[spans[first][0] : spans[first][1]])
     s, e = spans[idx]
     return (item is not None and item[1] == 1) or is_lead_in(text[s:e])
+
+
+# “在加强党对群团工作领导的部分，…”, “讲到同步建设党群阵地时，…”: the question names the
+# part of the speech it asks about
+_SCOPE = re.compile(
+    r"(?:在|讲到|谈到|说到|论及|关于)[“\"「]?([^，,。？?“”「」]{2,24}?)[”\"」]?"
+    r"(?:这一部分|这部分|部分|一节|时|的时候)[，,]?"
+)
+SCOPE_MATCH = 0.6  # share of the named part's bigrams a sentence must hold to be its heading
+
+
+def _headings(question: str, cands: list[Candidate]) -> set[int]:
+    """A question that names a part of the speech asks about what that part says, not
+    for the part's own heading: the ids of the candidates that merely restate the named
+    part (its heading, or the list item that opens it)."""
+    m = _SCOPE.search(to_simplified(question))
+    if not m:
+        return set()
+    scope = m.group(1)
+    grams = {scope[i : i + 2] for i in range(len(scope) - 1)}
+    if len(grams) < 2:
+        return set()
+
+    def heading(c: Candidate) -> bool:
+        text = to_simplified(c.text)
+        return (
+            sum(g in text for g in grams) / len(grams) >= SCOPE_MATCH
+            and len(text) < 3 * len(scope) + 12
+        )
+
+    return {id(c) for c in cands if heading(c)}
 
 
 def _overlaps(chosen: list[tuple[int, int, int]], c: Candidate) -> bool:
