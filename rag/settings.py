@@ -30,8 +30,8 @@ class Settings(BaseSettings):
     # deterministic test embedder.
     embed_model: str = DEFAULT_EMBED_MODEL
     embed_batch_size: int = 16
-    # auto | torch | onnx: auto runs the default model on the int8 ONNX export when the
-    # `onnx` extra is installed and `rag model install` built it, else on torch (fp32).
+    # auto | torch | onnx: onnx runs the default model on its int8 ONNX export (extra
+    # `onnx`, built by `rag model install`); auto is torch fp32 for now (rag/embed/__init__).
     embed_backend: str = "auto"
     # Off by default (air-gapped sites): a hub model name must already be cached locally.
     allow_downloads: bool = False
