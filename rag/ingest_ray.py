@@ -212,8 +212,8 @@ def _ray_runtime(address: str | None, num_cpus: int | None) -> Iterator[Any]:
     kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False}
     if address:
         ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=num_cpus, **kwargs)
+    else:  # "local": a new runtime even when another cluster runs on this machine
+        ray.init(address="local", num_cpus=num_cpus, **kwargs)
     try:
         yield ray
     finally:

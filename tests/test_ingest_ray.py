@@ -165,3 +165,20 @@ def test_precomputed_embedder_serves_known_texts_and_embeds_the_rest() -> None:
     np.testing.assert_allclose(out, real.embed_passages(["共青团", "工会经费"]))
     assert pre.misses == 1 and len(calls) == 1
     np.testing.assert_allclose(pre.embed_queries(["共青团"]), real.embed_queries(["共青团"]))
+
+
+@needs_ray
+@ray_internal_deprecation
+def test_without_an_address_a_local_runtime_starts_even_beside_a_running_cluster(
+    cluster: str, corpus_dir: Path, tmp_path: Path
+) -> None:
+    """`ray start` records its cluster for the machine; a bare ray.init() would join it
+    (and refuse num_cpus). Without --ray-address the command gets its own runtime."""
+    from rag.ingest_ray import ingest_on_ray
+
+    stats = RayIngestStats()
+    report = ingest_on_ray(
+        _settings(tmp_path / "own"), [corpus_dir / "000_f129062a640caa7f.txt"], workers=1,
+        stats=stats,
+    )  # fmt: skip
+    assert report.total_documents == 1 and stats.workers == 1 and stats.driver_misses == 0
