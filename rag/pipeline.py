@@ -102,6 +102,7 @@ def build_embedder(settings: Settings) -> Embedder:
         query_prefix=settings.query_prefix,
         passage_prefix=settings.passage_prefix,
         allow_download=settings.allow_downloads,
+        backend=settings.embed_backend,
     )
 
 

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     # deterministic test embedder.
     embed_model: str = DEFAULT_EMBED_MODEL
     embed_batch_size: int = 16
+    # auto | torch | onnx: onnx runs the default model on its int8 ONNX export (extra
+    # `onnx`, built by `rag model install`); auto is torch fp32 for now (rag/embed/__init__).
+    embed_backend: str = "auto"
     # Off by default (air-gapped sites): a hub model name must already be cached locally.
     allow_downloads: bool = False
     query_prefix: str = "query: "

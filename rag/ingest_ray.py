@@ -1,0 +1,336 @@
+"""`rag ingest --engine ray`: load, clean, chunk and embed on a Ray cluster (extra ``ray``).
+
+    files ─► [Ray Data] read + line sets ─► (driver) lines shared by several files
+          ─► [Ray Data] clean + chunk ─► texts to embed
+          ─► [Ray Data, actor pool: one model per actor] embed, length-sorted batches
+          ─► (driver) Pipeline.ingest with those vectors ─► one atomic commit
+
+Cleaning drops page furniture: lines that several files of the batch share. That
+needs every file's lines, so loading is two passes: the first collects each file's
+line set, the driver counts them, the second cleans each file knowing the shared
+lines, exactly as ``rag.clean.load_documents`` does for the whole batch at once.
+
+The commit goes through the local engine's own path: the driver calls
+``Pipeline(settings, embedder=PrecomputedEmbedder(...)).ingest(paths, rebuild=...)``.
+That re-reads, cleans and chunks the files on the driver (cheap next to embedding)
+and asks its embedder for the chunk and sentence vectors, which the precomputed
+embedder serves from what the cluster computed; a text the cluster did not embed
+(a difference between the two chunkings, which should not happen) is embedded on
+the driver and counted. So documents, chunks, offsets, ids and the store
+transaction are the local engine's by construction, and nothing is written until
+every vector is there: a worker that dies is retried by Ray, and a failed run
+leaves the index as it was.
+
+Every node needs this package (same version) and the input files at the same path
+(a shared file system, or one machine).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.embed.base import Embedder
+from rag.settings import Settings
+
+__all__ = ["RayIngestStats", "PrecomputedEmbedder", "ray_available", "ingest_on_ray"]
+
+INSTALL_HINT = "pip install 'qunti-rag[ray]'"
+FILES_PER_TASK = 8  # files per load/clean/chunk batch
+TEXTS_PER_BATCH = 256  # texts per embedding call of an actor
+
+Progress = Callable[[str, int, int], None]
+
+
+def ray_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
+@dataclass
+class RayIngestStats:
+    files: int = 0
+    texts_embedded: int = 0  # on the cluster
+    driver_misses: int = 0  # texts the driver had to embed itself (expected: 0)
+    workers: int = 0
+    seconds: dict[str, float] | None = None
+
+
+class PrecomputedEmbedder(Embedder):
+    """Serves passage vectors computed elsewhere; anything else goes to ``fallback``."""
+
+    def __init__(
+        self,
+        vectors: dict[str, np.ndarray],
+        *,
+        model_id: str,
+        dim: int,
+        fallback: Callable[[], Embedder],
+    ) -> None:
+        self.vectors = vectors
+        self.model_id, self.dim = model_id, dim
+        self._make_fallback = fallback
+        self._fallback: Embedder | None = None
+        self.misses = 0
+
+    @property
+    def fallback(self) -> Embedder:
+        if self._fallback is None:
+            self._fallback = self._make_fallback()
+        return self._fallback
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:  # pragma: no cover - unused
+        return self.fallback.embed_batch(texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        missing = [i for i, t in enumerate(texts) if t not in self.vectors]
+        for i, t in enumerate(texts):
+            if t in self.vectors:
+                out[i] = self.vectors[t]
+        if missing:
+            self.misses += len(missing)
+            out[missing] = self.fallback.embed_passages([texts[i] for i in missing])
+        return out
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.fallback.embed_queries(texts)
+
+
+# ----------------------------------------------------------------------- the stages
+
+
+def _digest(line: str) -> bytes:
+    return hashlib.blake2b(line.encode("utf-8"), digest_size=12).digest()
+
+
+def _line_sets(batch: dict[str, np.ndarray], settings: Settings) -> dict[str, Any]:
+    """Pass 1: a digest for every distinct non-empty line of each readable file."""
+    from rag.clean import _strip
+    from rag.load import LoadError, read_file
+
+    digests: list[bytes] = []
+    for path in batch["path"]:
+        try:
+            raw = read_file(
+                Path(path), max_text_mb=settings.max_text_mb, max_file_mb=settings.max_file_mb
+            )
+        except LoadError:
+            continue  # reported by the driver's own load
+        lines = {_strip(ln) for ln in raw.text.split("\n")} - {""}
+        digests.extend(_digest(ln) for ln in lines)  # each file counts a line once
+    return {"digest": np.array(digests, dtype=object)}
+
+
+def _texts(
+    batch: dict[str, np.ndarray], settings: Settings, shared: set[bytes], indexed: set[str]
+) -> dict[str, Any]:
+    """Pass 2: clean and chunk each file; the texts the pipeline will embed for it."""
+    from rag.chunk import chunk_document
+    from rag.clean import _read_sidecar, _strip, clean_document
+    from rag.load import LoadError, read_file
+    from rag.script import to_simplified
+    from rag.sentences import sentence_spans
+
+    texts: list[str] = []
+    for path in batch["path"]:
+        try:
+            raw = read_file(
+                Path(path), max_text_mb=settings.max_text_mb, max_file_mb=settings.max_file_mb
+            )
+            sidecar = _read_sidecar(Path(path))
+        except LoadError:
+            continue
+        own = {_strip(ln) for ln in raw.text.split("\n")} - {""}
+        others = [ln for ln in own if _digest(ln) in shared]
+        doc = clean_document(
+            raw, doc_id=Path(path).stem, source=str(path), sidecar=sidecar, others=others
+        )
+        if not doc.text.strip() or doc.sha256 in indexed:
+            continue  # empty, or indexed already and unchanged: nothing to embed
+        chunks = chunk_document(
+            doc,
+            max_tokens=settings.chunk_max_tokens,
+            overlap_tokens=settings.chunk_overlap_tokens,
+        )
+        texts.extend(to_simplified(c.index_text or c.text) for c in chunks)
+        if settings.sentence_vectors:
+            texts.extend(
+                to_simplified(c.text[s:e]) for c in chunks for s, e in sentence_spans(c.text)
+            )
+    return {"text": np.array(texts, dtype=object)}
+
+
+class _EmbedActor:
+    """One embedding model per actor, loaded once; batches embedded in length order."""
+
+    def __init__(self, settings: Settings, threads: int) -> None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # onnx and torch: this actor's CPUs
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+        except ImportError:  # pragma: no cover - torch is a core dependency
+            pass
+        from rag.pipeline import build_embedder
+
+        self.embedder = build_embedder(settings)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        texts = [str(t) for t in batch["text"]]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.empty((len(texts), self.embedder.dim), dtype=np.float32)
+        vectors[order] = self.embedder.embed_passages([texts[i] for i in order])
+        return {
+            "text": batch["text"],
+            "vector": vectors,
+            "model": np.array([f"{self.embedder.model_id}\t{self.embedder.dim}"] * len(texts)),
+        }
+
+
+# ----------------------------------------------------------------------- the driver
+
+
+@contextmanager
+def _ray_runtime(address: str | None, num_cpus: int | None) -> Iterator[Any]:
+    import ray
+
+    if ray.is_initialized():  # a caller that set Ray up itself keeps it
+        yield ray
+        return
+    kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:  # "local": a new runtime even when another cluster runs on this machine
+        ray.init(address="local", num_cpus=num_cpus, **kwargs)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def ingest_on_ray(
+    settings: Settings,
+    paths: Sequence[Path] | None = None,
+    *,
+    rebuild: bool = False,
+    address: str | None = None,
+    workers: int | None = None,
+    worker_cpus: int = 1,
+    progress: Progress | None = None,
+    stats: RayIngestStats | None = None,
+) -> Any:
+    """Ingest ``paths`` as :meth:`rag.pipeline.Pipeline.ingest` does, with the
+    load/clean/chunk and embedding work done on Ray; returns its ``IngestReport``.
+
+    ``address``: an existing cluster (``ray start --head`` / KubeRay), else a local Ray
+    runtime that lives as long as the call. ``workers``: embedding actors (default:
+    the cluster's CPUs // ``worker_cpus``), each with ``worker_cpus`` CPUs and threads.
+    """
+    if not ray_available():
+        raise RuntimeError(f"--engine ray needs Ray: {INSTALL_HINT}")
+    from rag.load import iter_input_files
+    from rag.pipeline import BUNDLED_CORPUS, Pipeline, build_embedder
+
+    stats = stats if stats is not None else RayIngestStats()
+    seconds: dict[str, float] = {}
+    paths = list(paths) if paths else [BUNDLED_CORPUS]
+    files, _ = iter_input_files(paths)
+    stats.files = len(files)
+    pipeline = Pipeline(settings)
+    indexed: set[str] = set()
+    if not rebuild:
+        try:
+            old = pipeline.store.load()
+        except Exception:  # unreadable: the pipeline's own ingest reports it
+            old = None
+        if old is not None:
+            indexed = {d.sha256 for d in old.documents.values()}
+
+    vectors: dict[str, np.ndarray] = {}
+    model: str | None = None
+    local_cpus = worker_cpus * workers if workers else None
+    with _ray_runtime(address, local_cpus) as ray:
+        import ray.data
+
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.verbose_progress = False
+        n_workers = workers or max(int(ray.cluster_resources().get("CPU", 1)) // worker_cpus, 1)
+        stats.workers = n_workers
+        t0 = time.perf_counter()
+        items = [{"path": str(f)} for f in files]
+        blocks = max(-(-len(items) // FILES_PER_TASK), 1)
+        line_sets = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+            _line_sets, batch_size=FILES_PER_TASK, fn_kwargs={"settings": settings}
+        )
+        counts: Counter[bytes] = Counter()
+        for part in line_sets.iter_batches(batch_size=65536, batch_format="numpy"):
+            counts.update(bytes(d) for d in part["digest"])
+        shared = {d for d, n in counts.items() if n > 1}
+        seconds["lines"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        texts = (
+            ray.data.from_items(items)
+            .map_batches(
+                _texts,
+                batch_size=FILES_PER_TASK,
+                fn_kwargs={"settings": settings, "shared": shared, "indexed": indexed},
+            )
+            .materialize()
+        )
+        total = texts.count()
+        # at least one block per actor, so every actor gets work (materialised first: the
+        # actor pool would otherwise hold every CPU the repartition tasks wait for)
+        texts = texts.repartition(max(-(-total // TEXTS_PER_BATCH), n_workers)).materialize()
+        embedded = texts.map_batches(
+            _EmbedActor,
+            batch_size=TEXTS_PER_BATCH,
+            compute=ray.data.ActorPoolStrategy(size=n_workers),
+            num_cpus=worker_cpus,
+            fn_constructor_kwargs={"settings": settings, "threads": worker_cpus},
+        )  # Ray Data restarts a dead actor (max_restarts=-1) and retries its batch
+        done = 0
+        for batch in embedded.iter_batches(batch_size=TEXTS_PER_BATCH, batch_format="numpy"):
+            for text, vec in zip(batch["text"], batch["vector"], strict=True):
+                vectors[str(text)] = np.asarray(vec, dtype=np.float32)
+            if len(batch["model"]):
+                model = str(batch["model"][0])
+            done += len(batch["text"])
+            if progress:
+                progress("embed (ray)", done, total)
+        stats.texts_embedded = done
+        seconds["chunk+embed"] = time.perf_counter() - t0
+
+    if model is not None:
+        model_id, dim = model.rsplit("\t", 1)
+        embedder = PrecomputedEmbedder(
+            vectors,
+            model_id=model_id,
+            dim=int(dim),
+            fallback=lambda: build_embedder(settings),
+        )
+    else:  # nothing to embed: the driver's embedder only names the model
+        real = build_embedder(settings)
+        embedder = PrecomputedEmbedder(
+            vectors, model_id=real.model_id, dim=real.dim, fallback=lambda: real
+        )
+    t0 = time.perf_counter()
+    report = Pipeline(settings, embedder=embedder).ingest(paths, rebuild=rebuild, progress=progress)
+    seconds["commit"] = time.perf_counter() - t0
+    stats.driver_misses = embedder.misses
+    stats.seconds = seconds
+    return report
