@@ -51,7 +51,8 @@ def _cache_key(settings: Settings, files: Sequence[Path]) -> str:
     h = hashlib.sha256()
     h.update(f"format={FORMAT_VERSION} chunker={CHUNKER_VERSION}\n".encode())
     for k in ("embed_model", "chunk_max_tokens", "chunk_overlap_tokens", "ann",
-              "keyword_tokenizer", "sentence_vectors"):  # fmt: skip
+              "keyword_tokenizer", "sentence_vectors", "embed_backend",
+              "vector_codec"):  # fmt: skip
         h.update(f"{k}={getattr(settings, k)}\n".encode())
     for f in files:
         h.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
