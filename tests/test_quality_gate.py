@@ -30,23 +30,25 @@ FLOORS = {
     },
     # the frozen test split: never tuned on; these floors only stop regressions
     "test": {
-        "hit@1": 0.75,  # 0.771
-        "hit@5": 0.86,  # 0.885
-        "mrr@10": 0.80,  # 0.828
-        "answer_accuracy": 0.57,  # 0.595
-        "refusal_accuracy": 0.24,  # 0.267
-        "false_refusal_rate": 0.06,  # 0.038 (ceiling)
-        "citation_precision": 0.63,  # 0.660
+        "hit@1": 0.81,  # 0.832
+        "hit@5": 0.92,  # 0.939
+        "mrr@10": 0.86,  # 0.881
+        "answer_accuracy": 0.60,  # 0.626
+        "refusal_accuracy": 0.47,  # 0.500
+        # rose from 0.038 with the answer-type checks (they refuse three answerable
+        # questions of the split while refusing 0.27 -> 0.50 of the unanswerable ones)
+        "false_refusal_rate": 0.08,  # 0.061 (ceiling)
+        "citation_precision": 0.67,  # 0.694
         "verbatim_rate": 1.0,  # 1.000
     },
     "speeches": {
-        "hit@1": 0.76,  # 0.786
-        "hit@5": 0.90,  # 0.936
-        "mrr@10": 0.82,  # 0.853
-        "answer_accuracy": 0.68,  # 0.714
-        "refusal_accuracy": 0.40,  # 0.440
+        "hit@1": 0.80,  # 0.825
+        "hit@5": 0.94,  # 0.968
+        "mrr@10": 0.86,  # 0.887
+        "answer_accuracy": 0.75,  # 0.778
+        "refusal_accuracy": 0.68,  # 0.720
         "false_refusal_rate": 0.05,  # 0.024 (ceiling)
-        "citation_precision": 0.70,  # 0.730
+        "citation_precision": 0.74,  # 0.772
         "verbatim_rate": 1.0,  # 1.000
     },
 }
