@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -165,6 +166,60 @@ def build(factory: str, x: np.ndarray, train_n: int) -> tuple[faiss.Index, float
     return index, time.perf_counter() - t0
 
 
+def rss_of(pid: int) -> tuple[float, float]:
+    """(current, peak) resident MB of a process."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def startup(speeches: int, ann: str, cache: Path, port: int = 8765) -> None:
+    """Ingest ``speeches`` synthetic speeches (hash embedder, as bench_scale.py) into a
+    home under ``cache`` (kept for reruns), then start ``rag serve`` twice and time
+    each start until ``/readyz`` answers 200 (the first start builds and caches the
+    approximate index, the second reads the cache); resident memory after it."""
+    import subprocess
+    import urllib.request
+
+    from bench_scale import write_speeches
+
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    home = cache / f"home-{speeches}-{ann}"
+    env = {**os.environ, "RAG_HOME": str(home), "RAG_EMBED_MODEL": "hash", "RAG_ANN": ann}
+    if not (home / "index" / "index.db").exists():
+        files = write_speeches(cache / f"corpus-{speeches}", 0, speeches, paragraphs(CSV), 6000)
+        t0 = time.perf_counter()
+        Pipeline(Settings(home=home, embed_model="hash", ann=ann)).ingest(files)
+        print(f"ingested {speeches} speeches in {time.perf_counter() - t0:.0f} s", flush=True)
+    for f in (home / "index").glob("faiss-*"):
+        f.unlink()
+    for run in ("first start (builds the cache)", "second start (reads the cache)"):
+        cmd = [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        body = b""
+        try:
+            while time.perf_counter() - t0 < 900:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz") as r:
+                        if r.status == 200:
+                            body = r.read()
+                            break
+                except OSError:
+                    time.sleep(0.2)
+            ready_s = time.perf_counter() - t0
+            rss, peak = rss_of(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        info = json.loads(body or b"{}")
+        print(f"rag serve, {info.get('chunks')} chunks, RAG_ANN={ann}, {run}: ready in "
+              f"{ready_s:.1f} s, RSS {rss:.0f} MB (peak {peak:.0f} MB)", flush=True)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -173,7 +228,12 @@ def main() -> None:
     ap.add_argument("--nprobe", type=int, nargs="+", default=[16, 32, 64, 128])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/bench-million"))
+    ap.add_argument("--startup-speeches", type=int, help="measure rag serve start-up instead")
+    ap.add_argument("--ann", default="ivf", help="RAG_ANN for --startup-speeches")
     args = ap.parse_args()
+    if args.startup_speeches:
+        startup(args.startup_speeches, args.ann, args.cache)
+        return
     faiss.omp_set_num_threads(args.threads)
 
     base, queries = real_vectors(args.cache)

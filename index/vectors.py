@@ -106,17 +106,17 @@ class HNSWIndex(VectorIndex):
 
 
 class IVFIndex(VectorIndex):
-    """Inverted lists: k-means cells (about sqrt(n) of them) holding 8-bit scalar-quantised
-    codes; a search scans the ``NPROBE`` cells nearest the query. Builds in about a
-    minute at 1M vectors where HNSW takes a quarter of an hour on two cores, and holds a
-    quarter of the float32 bytes (figures: benchmarks/bench_million.py, README "Scale").
-    Below ``MIN_ROWS`` vectors it is a flat exact index: too few to train cells on, and
-    exact search is fast there anyway."""
+    """Inverted lists: k-means cells (about sqrt(n) of them) holding the float32 vectors;
+    a search scans the ``NPROBE`` cells nearest the query. At 1M vectors it builds in
+    about 40 s where HNSW takes a quarter of an hour on two cores; 8-bit codes (``SQ8``)
+    were measured too and miss recall@10 0.95 at the same scan (benchmarks/bench_million.py,
+    README "Scale"). Below ``MIN_ROWS`` vectors it is a flat exact index: too few to
+    train cells on, and exact search is fast there anyway."""
 
     name = "ivf"
     MIN_ROWS = 50_000
-    NPROBE = 64
-    CODE = "SQ8"
+    NPROBE = 128
+    CODE = "Flat"
     TRAIN_PER_CELL = 64
 
     def _new(self) -> faiss.Index:
