@@ -225,7 +225,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--hnsw-n", type=int, default=200_000, help="vectors for the HNSW build")
     ap.add_argument("--ivf", nargs="*", default=["IVF1024,Flat", "IVF1024,SQ8"])
-    ap.add_argument("--nprobe", type=int, nargs="+", default=[16, 32, 64, 128])
+    ap.add_argument("--nprobe", type=int, nargs="+", default=[32, 64, 96, 128])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/bench-million"))
     ap.add_argument("--startup-speeches", type=int, help="measure rag serve start-up instead")

@@ -108,14 +108,14 @@ class HNSWIndex(VectorIndex):
 class IVFIndex(VectorIndex):
     """Inverted lists: k-means cells (about sqrt(n) of them) holding the float32 vectors;
     a search scans the ``NPROBE`` cells nearest the query. At 1M vectors it builds in
-    about 40 s where HNSW takes a quarter of an hour on two cores; 8-bit codes (``SQ8``)
+    14-37 s where HNSW takes most of an hour on two cores; 8-bit codes (``SQ8``)
     were measured too and miss recall@10 0.95 at the same scan (benchmarks/bench_million.py,
     README "Scale"). Below ``MIN_ROWS`` vectors it is a flat exact index: too few to
     train cells on, and exact search is fast there anyway."""
 
     name = "ivf"
     MIN_ROWS = 50_000
-    NPROBE = 128
+    NPROBE = 96
     CODE = "Flat"
     TRAIN_PER_CELL = 64
 
