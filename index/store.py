@@ -26,7 +26,11 @@ while a writer commits. Each commit increments the counter that names the
 
 Vectors live only here; the FAISS and BM25 indexes are memory structures that
 ``load`` builds from the stored vectors and tokens (no re-embedding, no
-re-tokenising).
+re-tokenising). An approximate FAISS index (``hnsw``, ``ivf``: slow to build at scale)
+is also kept in a cache file per vector set, ``faiss-<set>-<key>.faiss``, whose key is
+a hash of the committed manifest (generation, time, settings): a load reads the file
+of its own commit, or builds the index and writes the file (atomically), removing the
+files of other commits. The cache is never the only copy of anything.
 
 An index written in the older generation-directory layout is read as it is
 (``index.legacy``) and converted into this store by the next write.
@@ -51,7 +55,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from index.atomic import checkpoint, remove_temp_files
+from index.atomic import atomic_write_bytes, checkpoint, remove_temp_files
 from index.keywords import PLACEHOLDER, BM25Index, tokenize
 from index.legacy import has_legacy_index, read_legacy, remove_legacy
 from index.vectors import VectorIndex, codec_dtype, decode_vectors, encode_vectors
@@ -75,6 +79,7 @@ LOCK_TIMEOUT_S = 600.0
 BUSY_TIMEOUT_MS = 30_000
 PAGE_SIZE = 16384
 GEN_PREFIX = "gen-"
+CACHE_PREFIX = "faiss-"
 DEFAULT_VECTOR_CODEC = "i8"
 
 log = logging.getLogger(__name__)
@@ -409,11 +414,47 @@ class IndexStore:
             sentence_vectors=decode_vectors(b"".join(sent_parts), codec, dim).reshape(-1, dim),
             sentence_owner=np.repeat(np.arange(len(chunks), dtype=np.int64), per_chunk),
         )
-        state.rebuild_vector_indexes()
+        self._vector_indexes(state)
         bm = BM25Index(manifest.tokenizer)
         bm.set_postings(vocab, terms, counts, lengths)
         state.bm25 = bm
         return state
+
+    def _vector_indexes(self, state: IndexState) -> None:
+        """Set the FAISS indexes of a loaded ``state``: an exact index is built (a copy of
+        the vectors), an approximate one read from this commit's cache file, else built
+        and cached."""
+        manifest = state.manifest
+        if manifest.ann == "flat":
+            state.rebuild_vector_indexes()
+            return
+        key = json.dumps(manifest.to_dict(), sort_keys=True).encode()
+        digest = hashlib.sha256(key).hexdigest()[:16]
+        dim = manifest.dim
+        built: dict[str, VectorIndex] = {}
+        for kind, vectors in (("chunks", state.vectors), ("sentences", state.sentence_vectors)):
+            path = self.root / f"{CACHE_PREFIX}{kind}-{digest}.faiss"
+            x = vectors.reshape(-1, dim)
+            vi = make_vector_index(manifest.ann, dim)
+            cached = path.is_file()
+            if cached:
+                try:
+                    vi.load(self.root, path.name)
+                    cached = vi.size == len(x)
+                except (RuntimeError, ValueError) as exc:
+                    log.warning("ignoring the unreadable FAISS cache %s: %s", path, exc)
+                    cached = False
+            if not cached:
+                vi.build(x)
+                try:
+                    atomic_write_bytes(path, vi.to_bytes())
+                except OSError as exc:
+                    log.warning("cannot write the FAISS cache %s: %s", path, exc)
+            built[kind] = vi
+        for old in self.root.glob(f"{CACHE_PREFIX}*.faiss"):
+            if not old.name.endswith(f"-{digest}.faiss"):
+                old.unlink(missing_ok=True)
+        state.vector_index, state.sentence_index = built["chunks"], built["sentences"]
 
     def _load_legacy(self) -> IndexState | None:
         """An index of the generation-directory layout, read as it is."""

@@ -11,7 +11,13 @@ import pytest
 from index.atomic import checkpoint_hook
 from index.keywords import BM25Index, tokenize
 from index.store import DEFAULT_VECTOR_CODEC, Changes, IndexState, IndexStore, Manifest, StoreError
-from index.vectors import codec_dtype, decode_vectors, encode_vectors, make_vector_index
+from index.vectors import (
+    IVFIndex,
+    codec_dtype,
+    decode_vectors,
+    encode_vectors,
+    make_vector_index,
+)
 from rag.pipeline import BUNDLED_CORPUS
 from rag.types import Chunk, DocMeta, Document
 
@@ -177,8 +183,66 @@ def test_vector_index_search_and_filter(ann: str) -> None:
     assert vi.search(x[7], 5, np.array([], dtype=np.int64)) == []
 
 
+def test_ivf_index_trains_cells_above_its_threshold(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(IVFIndex, "MIN_ROWS", 1000)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2000, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    vi = make_vector_index("ivf", 16)
+    vi.build(x[:500])
+    assert vi.to_bytes()[:4] == b"IxFI"  # below the threshold: flat, exact
+    vi.build(x)
+    assert vi.to_bytes()[:4] == b"IwFl"  # inverted lists
+    top = vi.search(x[7], 3)
+    assert top[0][0] == 7 and top[0][1] == pytest.approx(1.0, abs=1e-4)
+    allowed = np.array([10, 20, 30])
+    assert {r for r, _ in vi.search(x[7], 5, allowed)} == {10, 20, 30}
+    vi.save(tmp_path)
+    again = make_vector_index("ivf", 16)
+    again.load(tmp_path)
+    assert again.search(x[7], 3) == top
+
+
+def test_approximate_index_is_cached_per_commit(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    with store.writer():
+        store.save(_state(ann="hnsw"))
+    first = store.load()
+    assert first is not None and first.vector_index is not None
+    cached = sorted(p.name for p in store.root.glob("faiss-*.faiss"))
+    assert [n.split("-")[1] for n in cached] == ["chunks", "sentences"]
+    stamp = {p: p.stat().st_mtime_ns for p in store.root.glob("faiss-*.faiss")}
+    again = store.load()  # read from the cache, not rebuilt
+    assert again is not None and again.vector_index is not None
+    assert {p: p.stat().st_mtime_ns for p in store.root.glob("faiss-*.faiss")} == stamp
+    q = first.vectors[1]
+    assert again.vector_index.search(q, 2) == first.vector_index.search(q, 2)
+    with store.writer():
+        store.save(_state(n_docs=3, ann="hnsw"))
+    third = store.load()
+    assert third is not None and third.vector_index is not None
+    assert third.vector_index.size == 6
+    now = sorted(p.name for p in store.root.glob("faiss-*.faiss"))
+    assert len(now) == 2 and not set(now) & set(cached)  # the old commit's files are gone
+    for path in store.root.glob("faiss-*.faiss"):
+        path.write_bytes(b"garbage")
+    fourth = store.load()  # an unreadable cache is rebuilt
+    assert fourth is not None and fourth.vector_index is not None
+    assert fourth.vector_index.search(q, 2) == third.vector_index.search(q, 2)
+
+
+def test_exact_index_is_not_cached(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    with store.writer():
+        store.save(_state(ann="flat"))
+    assert store.load() is not None
+    assert list(store.root.glob("faiss-*")) == []
+
+
 def test_unknown_index_names_list_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="flat, hnsw"):
+    with pytest.raises(ValueError, match="flat, hnsw, ivf"):
         make_vector_index("ivf-nope", 4)
     with pytest.raises(ValueError, match="jieba, bigram"):
         tokenize("x", "nope")
