@@ -119,22 +119,15 @@ def test_bad_names_are_clear_errors(state: IndexState) -> None:
         Retriever(state, None, mode="dense")
 
 
-@pytest.fixture
-def list_state() -> IndexState:
-    """One speech whose list is spread over chunks, the lead-in at the end of the first."""
+def one_speech_state(paras: list[str], subsections: tuple[int, ...] = ()) -> IndexState:
+    """One speech, a chunk per paragraph; the paragraphs in ``subsections`` sit one
+    level down (their own sub-section under “全文”)."""
     emb = KeywordEmbedder()
-    paras = [
-        "职工工会年会开幕。他要求,",
-        "一是妇联家庭。",
-        "二是共青团青年。",
-        "三是职工技能。",
-        "另谈工会。",
-    ]
     text = "".join(paras)
     doc = Document("d", "d.txt", text, DocMeta(title="d", speaker="苏宁"))
     chunks, pos = [], 0
     for j, p in enumerate(paras):
-        path = ["全文", p[:4]] if j in (1, 2, 3) else ["全文"]
+        path = ["全文", p[:4]] if j in subsections else ["全文"]
         chunks.append(Chunk(f"d#{j}", "d", pos, pos + len(p), p, " › ".join(path), path, p))
         pos += len(p)
     manifest = Manifest(model_id="kw", dim=emb.dim, chunker_version="1", chunk_max_tokens=9,
@@ -142,6 +135,19 @@ def list_state() -> IndexState:
     st = IndexState(manifest, {"d": doc}, chunks, emb.embed_passages([c.text for c in chunks]))
     st.rebuild_indexes()
     return st
+
+
+@pytest.fixture
+def list_state() -> IndexState:
+    """One speech whose list is spread over chunks, the lead-in at the end of the first."""
+    paras = [
+        "职工工会年会开幕。他要求,",
+        "一是妇联家庭。",
+        "二是共青团青年。",
+        "三是职工技能。",
+        "另谈工会。",
+    ]
+    return one_speech_state(paras, subsections=(1, 2, 3))
 
 
 def test_a_passage_announcing_a_list_continues_over_its_items(list_state: IndexState) -> None:
@@ -171,26 +177,14 @@ def test_chunks_inside_a_continued_passage_are_not_returned_again(
 @pytest.fixture
 def long_items_state() -> IndexState:
     """A list whose first item runs over two more chunks before the second item."""
-    emb = KeywordEmbedder()
     paras = [
         "一是妇联家庭。",
         "妇联要做好工作。",
         "各级要重视。",
         "二是共青团青年。",
         "三是职工技能。",
-        "一是另一份名单。",
     ]
-    text = "".join(paras)
-    doc = Document("d", "d.txt", text, DocMeta(title="d", speaker="苏宁"))
-    chunks, pos = [], 0
-    for j, p in enumerate(paras):
-        chunks.append(Chunk(f"d#{j}", "d", pos, pos + len(p), p, "全文", ["全文"], p))
-        pos += len(p)
-    manifest = Manifest(model_id="kw", dim=emb.dim, chunker_version="1", chunk_max_tokens=9,
-                        chunk_overlap_tokens=0, tokenizer="bigram", ann="flat")  # fmt: skip
-    st = IndexState(manifest, {"d": doc}, chunks, emb.embed_passages([c.text for c in chunks]))
-    st.rebuild_indexes()
-    return st
+    return one_speech_state([*paras, "一是另一份名单。"])
 
 
 def test_a_list_question_reads_over_a_long_item_to_the_next_ones(
