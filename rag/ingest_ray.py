@@ -204,6 +204,11 @@ class _EmbedActor:
 
 @contextmanager
 def _ray_runtime(address: str | None, num_cpus: int | None) -> Iterator[Any]:
+    # No telemetry: Ray's usage reporting (and Ray Data's collector, which polls a
+    # Prometheus on localhost:9090 from a background thread) has no place on air-gapped
+    # sites. Set before Ray is imported; a user's own setting wins.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DATA_USAGE_DISABLED", "1")
     import ray
 
     if ray.is_initialized():  # a caller that set Ray up itself keeps it

@@ -48,6 +48,8 @@ def test_a_quoted_group_with_members_asked_for() -> None:
         ("number", "每个干部每年下基层不少于90天。", True),
         ("number", "共计六十多人参加了座谈会。", True),
         ("number", "要加强组织领导。", False),
+        ("number", "读书笔记要写满一百页。", True),  # a numeral of two characters, any unit
+        ("number", "一是抓好学习。", False),
         ("post", "省委常委、秘书长苏宁出席会议。", True),
         ("post", "这次会议很重要。", False),
     ],

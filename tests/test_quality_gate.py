@@ -46,7 +46,7 @@ FLOORS = {
         "hit@5": 0.94,  # 0.968
         "mrr@10": 0.86,  # 0.887
         "answer_accuracy": 0.75,  # 0.778
-        "refusal_accuracy": 0.68,  # 0.720
+        "refusal_accuracy": 0.65,  # 0.680
         "false_refusal_rate": 0.05,  # 0.024 (ceiling)
         "citation_precision": 0.74,  # 0.772
         "verbatim_rate": 1.0,  # 1.000
