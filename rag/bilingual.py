@@ -197,17 +197,16 @@ def english_groups(
         if group and group not in out:
             out.append(group)
 
-    names = {k: list(v) for k, v in lex.names.items()}
+    speakers: dict[str, list[str]] = {}  # the speeches' own people come before the dictionary's
     for person in people:
         for key in _romanised(person):
-            names.setdefault(key, [])
-            if person not in names[key]:
-                names[key].insert(0, person)
+            speakers.setdefault(key, []).append(person)
     for run in _CAP_RUN.findall(question):
         parts = [p for p in re.split(r"[ -]", run) if p.lower() not in STOPWORDS]
         for n in range(len(parts), 0, -1):  # the whole name first, then its parts
             for i in range(len(parts) - n + 1):
-                take(names.get(_name_key("".join(parts[i : i + n])), ()), 1)
+                key = _name_key("".join(parts[i : i + n]))
+                take([*speakers.get(key, ()), *lex.names.get(key, ())], 1)
 
     words = _WORD.findall(question.lower())
     i = 0

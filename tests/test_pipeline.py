@@ -182,12 +182,17 @@ def _speech(topic: str) -> str:
     )
 
 
-def test_same_file_name_from_two_folders_is_two_documents(tmp_path: Path) -> None:
+def _two_reports(tmp_path: Path) -> tuple[Path, Path, Pipeline]:
+    """Two folders each holding a speech named report.txt, and an empty pipeline."""
     first, second = tmp_path / "first", tmp_path / "second"
     for folder, topic in ((first, "蓝鲸港口志愿服务队"), (second, "雪松林场护林员")):
         folder.mkdir()
         (folder / "report.txt").write_text(_speech(topic), encoding="utf-8")
-    pipeline = Pipeline(Settings(home=tmp_path / "home", embed_model="hash"))
+    return first, second, Pipeline(Settings(home=tmp_path / "home", embed_model="hash"))
+
+
+def test_same_file_name_from_two_folders_is_two_documents(tmp_path: Path) -> None:
+    first, second, pipeline = _two_reports(tmp_path)
     assert pipeline.ingest([first / "report.txt"]).added == ["report"]  # a lone file: its stem
     report = pipeline.ingest([second])
     assert len(report.added) == 1 and not report.updated
@@ -220,11 +225,7 @@ def test_same_file_name_from_two_folders_is_two_documents(tmp_path: Path) -> Non
 
 
 def test_ids_given_in_one_batch_stay_with_their_files(tmp_path: Path) -> None:
-    first, second = tmp_path / "first", tmp_path / "second"
-    for folder, topic in ((first, "蓝鲸港口志愿服务队"), (second, "雪松林场护林员")):
-        folder.mkdir()
-        (folder / "report.txt").write_text(_speech(topic), encoding="utf-8")
-    pipeline = Pipeline(Settings(home=tmp_path / "home", embed_model="hash"))
+    first, second, pipeline = _two_reports(tmp_path)
     both = pipeline.ingest([first, second])
     assert len(both.added) == 2
     ids = {Path(d.source).parent.name: d.doc_id for d in pipeline.state().documents.values()}

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rag.script import to_simplified
 from rag.sentences import ENUM_START
+from rag.text import jieba
 
-__all__ = ["Expectation", "expectation"]
+__all__ = ["Expectation", "expectation", "names_person", "people"]
 
 _CN_NUM = "〇零一二三四五六七八九十百千万亿两"
 _NUMBER = re.compile(
@@ -107,8 +109,6 @@ class Expectation:
                 return False  # a post, but somebody else's
             return bool(_POST.search(s))
         if self.kind == "name":
-            from rag.answer.extractive import names_person  # jieba, loaded on first use
-
             return names_person(s)
         if self.kind == "members":
             return self._members_in(s + to_simplified(following)[:FOLLOWING_CHARS])
@@ -147,15 +147,20 @@ def expectation(question: str) -> Expectation | None:
         if kind == "number":
             m = _FOCUS_AFTER.search(q) or _FOCUS_BEFORE.search(q)
             focus = m.group(1) if m and not _NOT_FOCUS.search(m.group(1)) else ""
-        subject = _people(q) if kind == "post" else ()
+        subject = people(q) if kind == "post" else ()
         return Expectation(kind, given=given, focus=focus, subject=subject)
     return None
 
 
-def _people(question: str) -> tuple[str, ...]:
+@lru_cache(maxsize=4096)
+def people(text: str) -> tuple[str, ...]:
+    """The person names jieba's part-of-speech tagger finds in ``text``."""
+    jieba()
     from jieba import posseg
 
-    from rag.text import jieba
+    return tuple(w.word for w in posseg.cut(text) if w.flag == "nr" and len(w.word) >= 2)
 
-    jieba()
-    return tuple(w.word for w in posseg.cut(question) if w.flag == "nr" and len(w.word) >= 2)
+
+def names_person(sentence: str) -> bool:
+    """Whether ``sentence`` names a person."""
+    return bool(people(sentence))

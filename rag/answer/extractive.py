@@ -15,12 +15,11 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from rag.answer.base import AnswerBackend, AnswerRequest, Draft, TokenCallback
-from rag.answer.expect import Expectation, expectation
+from rag.answer.expect import Expectation, expectation, names_person
 from rag.bilingual import is_english
 from rag.intent import asks_across, asks_date, asks_list, asks_meeting, asks_person
 from rag.script import to_simplified
@@ -120,15 +119,6 @@ def question_terms(question: str) -> list[str]:
     # interrogatives jieba glues into words (“哪一天”, “哪座”) say what is asked, not about what
     terms = [t for t in terms if not _INTERROGATIVE.search(t) and t not in _NOISE]
     return list(dict.fromkeys(terms))
-
-
-@lru_cache(maxsize=4096)
-def names_person(sentence: str) -> bool:
-    """Whether jieba's part-of-speech tagger finds a person's name in the sentence."""
-    load_jieba()
-    from jieba import posseg
-
-    return any(w.flag == "nr" and len(w.word) >= 2 for w in posseg.cut(sentence))
 
 
 @dataclass
