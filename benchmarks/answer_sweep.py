@@ -2,7 +2,7 @@
 
 Tuned on the project's own gold set (eval/gold/speeches.jsonl); the shared dev set is
 printed beside it, never tuned on. Each row sets one constant of
-``rag.answer.extractive`` (the others keep their defaults) and prints answer accuracy,
+``rag.answer.extractive`` or ``rag.answer.expect`` (the others keep their defaults) and prints answer accuracy,
 refusal accuracy, false-refusal rate and citation precision on both sets.
 
     python benchmarks/answer_sweep.py [--only REFUSE_BELOW,KEEP_MARGIN]
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import rag.answer.expect as expect
 import rag.answer.extractive as extractive
 from eval.runner import prepare_pipeline, run_gold
 from rag.settings import Settings
@@ -28,7 +29,10 @@ GRID: dict[str, tuple[float, ...]] = {
     "EXPECT_DEPTH": (1, 4, 8, 16),
     "LIST_DEPTH": (1, 2, 4, 8),
     "LIST_KEEP": (0.6, 0.7, 0.8, 0.9, 1.0),
+    "FOCUS_WINDOW": (2, 4, 8, 12, 20, 1000),
 }
+# the module each constant lives in (rag.answer.extractive unless named here)
+HOME = {"FOCUS_WINDOW": expect}
 KEYS = ("answer_accuracy", "refusal_accuracy", "false_refusal_rate", "citation_precision")
 
 
@@ -42,9 +46,10 @@ def main() -> None:
     head = " ".join(f"{k[:10]:>10}" for k in KEYS)
     print(f"{'constant':>15} {'value':>6} | speeches {head} | dev {head}")
     for name in names:
-        default = getattr(extractive, name)
+        module = HOME.get(name, extractive)
+        default = getattr(module, name)
         for value in GRID[name]:
-            setattr(extractive, name, value)
+            setattr(module, name, value)
             pipeline._backends.clear()  # backends read some constants when built
             row = []
             for path in sets.values():
@@ -52,7 +57,7 @@ def main() -> None:
                 row.append(" ".join(f"{(overall.get(k) or 0):>10.3f}" for k in KEYS))
             mark = "*" if value == default else " "
             print(f"{name:>15} {value:>5}{mark} | speeches {row[0]} | dev {row[1]}", flush=True)
-        setattr(extractive, name, default)
+        setattr(module, name, default)
 
 
 if __name__ == "__main__":

@@ -66,8 +66,22 @@ def test_members_are_held_when_spelled_out_not_when_the_group_is_one_of_a_series
         "比如,工会的“四季四送”、团委的“点赞商丘”、妇联的“最美家庭”等活动受到表彰。"
     )
     assert not group.held_by("工会组织了“四季四送”活动,效果很好。")
-    # the members may follow in the passage, as an enumeration
-    assert group.held_by("工会开展“四季四送”活动。", "一是春送岗位。二是夏送清凉。")
+    # the members may follow in the passage, as an enumeration the sentence opens
+    assert group.held_by("工会开展“四季四送”活动：", "一是春送岗位。二是夏送清凉。")
+    assert not group.held_by("工会开展“四季四送”活动。", "一是春送岗位。二是夏送清凉。")
+
+
+def test_a_series_in_another_clause_is_not_the_groups_members() -> None:
+    group = Expectation("members", "四季四送")
+    # siblings before the name, other things after it: nothing spells the group out
+    assert not group.held_by(
+        "要开展“春风行动”、“金秋助学”、“送温暖”活动,实施“四季四送”工程,推动就业、助学、帮扶工作落实。"
+    )
+    # the series leads up to the name within its clause
+    assert group.held_by("以春送岗位、夏送清凉、秋送助学、冬送温暖为内容的“四季四送”活动。")
+    # the sentence opens the list with a colon
+    assert group.held_by("工会开展“四季四送”活动：", "春送岗位、夏送清凉、秋送助学、冬送温暖。")
+    assert not group.held_by("工会开展“四季四送”活动。", "春送岗位、夏送清凉、秋送助学、冬送温暖。")
 
 
 def _passage(text: str) -> Passage:
@@ -102,6 +116,11 @@ def test_a_number_must_count_the_thing_asked_about() -> None:
     assert money is not None and money.focus == "专项"
     assert not money.held_by("学习贯彻党的十七届六中全会精神。")  # a number of something else
     assert money.held_by("安排专项经费200万元。")
+    units = expectation("有多少个单位建立了工会？")
+    assert units is not None and units.focus == "单位"
+    # a number in the sentence, but it counts people, far from the units
+    assert not units.held_by("部分单位的党委书记、专职副书记和委员共计60多人参加了座谈会。")
+    assert units.held_by("全市已有120个单位建立了工会。")
     both = expectation("商丘联系的工人和青年分别有多少？")
     assert both is not None and both.focus == ""  # “分别” is not what is counted
 

@@ -32,10 +32,10 @@ _POST = re.compile(
     r"书记|主席|部长|市长|省长|县长|区长|镇长|常委|秘书长|主任|厅长|局长|委员|团长|会长|"
     r"理事长|总经理|董事长|校长|院长|组长|处长|科长|政委|司令|总理|总书记|主任委员"
 )
-# the members of a named group are spelled out right after its name: a colon, “即”,
-# “包括”, “是指”, “就是”, “分别是”, or a bracket
+# the members of a named group are spelled out right after its name: a colon, a bracket,
+# or (after a comma, as in “开展‘四进三问’活动,即…”) “即”, “包括”, “是指”, “就是”, “分别是”
 _SPELLED_OUT = re.compile(
-    r"^[”」』\"]?(?:工程|活动|行动|项目|服务承诺|承诺|制度|机制)?\s*(?:[：:（(]|即|包括|是指|就是|分别是|具体是)"
+    r"^[”」』\"]?(?:工程|活动|行动|项目|服务承诺|承诺|制度|机制)?\s*(?:[：:（(]|[，,]?\s*(?:即|包括|是指|就是|分别是|具体是))"
 )
 
 _ASKS = {
@@ -64,6 +64,8 @@ _ASKS = {
 _SERIES = re.compile(
     r"(?:[“「『\"]?[^、，,。；;：:“”「」『』\"]{1,12}[”」』\"]?、){2,}[“「『\"]?[^、，,。；;：:“”「」『』\"]{1,12}[”」』\"]?"
 )
+_CLAUSE_BREAK = re.compile(r"[，,；;。！？!?]")
+FOCUS_WINDOW = 8  # characters between a number and the thing it counts
 FOLLOWING_CHARS = 60  # of the passage after a sentence, searched for a group's members
 # figures stated in the question (“7月几日”, “2012年”) that a sentence answering it repeats
 _GIVEN = re.compile(r"\d+(?:\.\d+)?\s*(?:年|月|日|号|%|％)")
@@ -94,7 +96,9 @@ class Expectation:
         """Whether ``sentence`` holds this kind of answer (``following``: the text after
         it in its passage, where a group's members may be spelled out)."""
         s = to_simplified(sentence)
-        if any(g not in s for g in self.given) or (self.focus and self.focus not in s):
+        if any(g not in s for g in self.given):
+            return False
+        if self.focus and not self._counted(s):
             return False
         if self.kind == "day":
             return bool(_DAY.search(s))
@@ -111,22 +115,52 @@ class Expectation:
         if self.kind == "name":
             return names_person(s)
         if self.kind == "members":
-            return self._members_in(s + to_simplified(following)[:FOLLOWING_CHARS])
+            return self._members_in(s, to_simplified(following)[:FOLLOWING_CHARS])
         return True
 
-    def _members_in(self, text: str) -> bool:
-        """Whether ``text`` spells out the group's members: its name followed by a
+    def _counted(self, s: str) -> bool:
+        """Whether a number stands next to the thing counted (“60多个单位”, “建会率达到
+        90%”): within FOCUS_WINDOW characters of it on either side, not just anywhere in
+        the sentence (“…60多人参加…部分单位…” does not count the units)."""
+        at = s.find(self.focus)
+        while at >= 0:
+            lo, hi = max(0, at - FOCUS_WINDOW), at + len(self.focus) + FOCUS_WINDOW
+            if _NUMBER.search(s[lo:at]) or _NUMBER.search(s[at + len(self.focus) : hi]):
+                return True
+            at = s.find(self.focus, at + 1)
+        return False
+
+    def _members_in(self, sentence: str, following: str) -> bool:
+        """Whether the sentence spells out the group's members: its name followed by a
         colon, “即”, “包括”…; or a series of three or more items (“进企业、进学校、
-        进农村”, “一是…”) that does not have the group's own name among its items, as a
-        sentence listing sibling programmes (“四季四送”、“点赞商丘”、…) does."""
+        进农村”) that does not have the group's own name among its items, as a sentence
+        listing sibling programmes (“四季四送”、“点赞商丘”、…) does. Where the sentence
+        names the group, the series must stand in the name's own clause (“以‘A、B、C’为
+        内容的X活动”, “X包括A、B、C”), or the sentence must end in a colon that opens it;
+        a series in another clause, or in the next sentence, is about something else
+        (on eval/gold/speeches.jsonl, letting an enumeration in the next sentence
+        count refused fewer unanswerable questions and answered no more). A sentence
+        that does not name the group may be one of its members (“一是…”)."""
+        text = sentence + following
         at = text.find(self.group)
         while at >= 0:
             if _SPELLED_OUT.search(text[at + len(self.group) :]):
                 return True
             at = text.find(self.group, at + 1)
-        if any(ENUM_START.match(part.strip()) for part in re.split(r"[。；;！？!?]", text)):
+        named = sentence.find(self.group)
+        if named < 0:
+            scope = text
+        else:
+            end = named + len(self.group)
+            breaks = [m.start() for m in _CLAUSE_BREAK.finditer(sentence)]
+            lo = max((b + 1 for b in breaks if b < named), default=0)
+            hi = min((b for b in breaks if b >= end), default=len(sentence))
+            scope = sentence[lo:hi]
+            if sentence.rstrip().endswith(("：", ":")):
+                scope += following
+        if any(ENUM_START.match(part.strip()) for part in re.split(r"[。；;！？!?]", scope)):
             return True
-        for series in _SERIES.finditer(text):
+        for series in _SERIES.finditer(scope):
             items = [i.strip('“”「」『』"') for i in re.split(r"[、，,]", series.group(0))]
             if len(items) >= 3 and self.group not in items:
                 return True
