@@ -21,9 +21,9 @@ from pathlib import Path
 from eval.extra import materialise_extra
 from eval.metrics import load_gold
 from rag.pipeline import BUNDLED_CORPUS, Pipeline
-from rag.script import to_simplified
 from rag.sentences import sentence_spans
 from rag.settings import Settings
+from zh.script import to_simplified
 
 GOLD = Path(__file__).resolve().parent.parent / "eval" / "gold"
 

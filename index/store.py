@@ -58,9 +58,9 @@ from filelock import FileLock, Timeout
 from index.atomic import atomic_write_bytes, checkpoint, remove_temp_files
 from index.keywords import PLACEHOLDER, BM25Index, tokenize
 from index.legacy import has_legacy_index, read_legacy, remove_legacy
+from index.types import Chunk, DocMeta, Document
 from index.vectors import VectorIndex, codec_dtype, decode_vectors, encode_vectors
 from index.vectors import make_vector_index as make_vector_index
-from rag.types import Chunk, DocMeta, Document
 
 __all__ = [
     "DEFAULT_VECTOR_CODEC",

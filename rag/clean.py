@@ -49,9 +49,9 @@ from rag.load import (
     iter_input_files,
     read_file,
 )
-from rag.script import detect_script, to_simplified
-from rag.text import HAN, SENTENCE_END, cn_number
 from rag.types import DocMeta, Document, SkippedFile
+from zh.script import detect_script, to_simplified
+from zh.text import HAN, SENTENCE_END, cn_number
 
 __all__ = ["assign_doc_ids", "clean_document", "load_documents", "find_sidecar"]
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
-from rag.script import to_traditional
 from rag.types import SkippedFile
+from zh.script import to_traditional
 
 __all__ = [
     "SUPPORTED_SUFFIXES",

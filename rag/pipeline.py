@@ -31,11 +31,11 @@ from rag.embed.base import Embedder
 from rag.followup import resolve_followup
 from rag.question import MAX_QUERY_CHARS, check_question
 from rag.retrieve import Filters, Retriever
-from rag.script import to_simplified, to_traditional
 from rag.sentences import sentence_spans
 from rag.settings import Settings
-from rag.text import question_language
 from rag.types import Chunk, Document, Passage, SkippedFile
+from zh.script import to_simplified, to_traditional
+from zh.text import question_language
 
 __all__ = [
     "BUNDLED_CORPUS",

@@ -16,8 +16,8 @@ from rag.chunk import (
     chunk_document,
     count_tokens,
 )
-from rag.script import to_simplified, to_traditional
 from rag.types import Chunk, DocMeta, Document
+from zh.script import to_simplified, to_traditional
 
 CORPUS = Path(__file__).resolve().parent.parent / "rag" / "corpus"
 

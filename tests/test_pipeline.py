@@ -13,8 +13,8 @@ from index.store import IndexStore, StoreError
 from rag.answer import Turn
 from rag.pipeline import BUNDLED_CORPUS, IndexMismatchError, Pipeline, QueryError
 from rag.retrieve import Filters
-from rag.script import detect_script
 from rag.settings import Settings
+from zh.script import detect_script
 
 
 @pytest.fixture(scope="module")

