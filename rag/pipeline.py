@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index.store import Changes, IndexState, IndexStore, Manifest, StoreError
+from index.state import Changes, IndexState, Manifest
+from index.store import IndexStore, StoreError
 from rag.answer import BACKENDS, REFUSAL, Answer, AnswerBackend, AnswerRequest, BackendError, Turn
 from rag.answer.extractive import ExtractiveBackend, idf_weights
 from rag.bilingual import english_groups
