@@ -27,7 +27,7 @@ import numpy as np
 
 from rag.chunk import chunk_document
 from rag.cite import LEXICAL_THRESHOLD, best_span
-from rag.clean import load_documents
+from rag.documents import load_documents
 from rag.pipeline import BUNDLED_CORPUS
 from rag.types import Passage
 from zh.text import sentence_spans

@@ -26,7 +26,7 @@ from rag.answer.extractive import ExtractiveBackend, idf_weights
 from rag.bilingual import english_groups
 from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.cite import verify
-from rag.clean import assign_doc_ids, load_documents
+from rag.documents import assign_doc_ids, load_documents
 from rag.embed import get_embedder
 from rag.embed.base import Embedder
 from rag.followup import resolve_followup
