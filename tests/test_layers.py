@@ -1,5 +1,6 @@
 """The floors of the code run one way: each package imports only the floors below it,
-and no two modules import each other, directly or round a loop.
+and no two modules import each other, directly or round a loop; and no source file
+grows past 600 lines (one job per module).
 
 Read from the source (every import statement, also those inside functions), so a
 lazy import that runs back up counts as much as one at the top of a file.
@@ -94,3 +95,12 @@ def test_no_import_cycles() -> None:
         if node not in state:
             visit(node)
     assert cycles == []
+
+
+MAX_LINES = 600
+
+
+@pytest.mark.parametrize("module", sorted(_modules()))
+def test_source_file_is_at_most_600_lines(module: str) -> None:
+    lines = _modules()[module].read_text(encoding="utf-8").count("\n")
+    assert lines <= MAX_LINES, f"{module}: {lines} lines; split it along a seam"
