@@ -9,7 +9,6 @@ re-implements a step.
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -21,8 +20,15 @@ import numpy as np
 
 from index.state import Changes, IndexState, Manifest
 from index.store import IndexStore, StoreError
-from rag.answer import BACKENDS, REFUSAL, Answer, AnswerBackend, AnswerRequest, BackendError, Turn
-from rag.answer.extractive import ExtractiveBackend, idf_weights
+from rag.answer import (
+    REFUSAL,
+    Answer,
+    AnswerBackend,
+    AnswerRequest,
+    BackendError,
+    Turn,
+    build_backend,
+)
 from rag.bilingual import english_groups
 from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.cite import verify
@@ -53,6 +59,7 @@ __all__ = [
 BUNDLED_CORPUS = Path(__file__).parent / "corpus"
 MAX_TOP_K = 100
 QUERY_CACHE_SIZE = 1024
+FALLBACK_BACKEND = "extractive"  # needs no server: answers when the chosen backend fails
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -108,9 +115,15 @@ def build_embedder(settings: Settings) -> Embedder:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        store: IndexStore | None = None,
+    ) -> None:
         self.settings = settings
-        self.store = IndexStore(settings.home)
+        self.store = store if store is not None else IndexStore(settings.home)
         self._embedder = embedder
         self._state: IndexState | None = None
         self._backends: dict[str, AnswerBackend] = {}
@@ -398,6 +411,10 @@ class Pipeline:
             longer[t] = sum(1 for x in texts if t in x)
         return longer[t]
 
+    def n_chunks(self) -> int:
+        """How many chunks the current index holds."""
+        return len(self.state().chunks)
+
     def _sentence_lookup(self) -> dict[str, int]:
         """Simplified sentence text → row of its stored sentence vector."""
         state = self.state()
@@ -430,24 +447,11 @@ class Pipeline:
         return vecs @ q
 
     def backend(self, name: str | None = None) -> AnswerBackend:
+        """The answer backend ``name`` (default: the configured one), built once, from
+        the settings and this pipeline as its corpus (``rag.answer.Corpus``)."""
         name = name or self.settings.backend
         if name not in self._backends:
-            if name not in BACKENDS:
-                raise ValueError(
-                    f"unknown answer backend {name!r}; choose one of: {', '.join(BACKENDS)}"
-                )
-            if name == "extractive":
-                # statistics of whatever index is current, so they follow ingests
-                self._backends[name] = ExtractiveBackend(
-                    idf_weights(self.term_df, lambda: max(len(self.state().chunks), 1)),
-                    self.embed_pair,
-                    in_corpus=lambda t: self.term_df(t) > 0,
-                    translate=self.english_groups,
-                )
-            else:
-                module, _, cls_name = BACKENDS[name].partition(":")
-                cls = getattr(importlib.import_module(module), cls_name)
-                self._backends[name] = cls.from_settings(self.settings)
+            self._backends[name] = build_backend(name, self.settings, self)
         return self._backends[name]
 
     def ask(
@@ -477,7 +481,7 @@ class Pipeline:
         except BackendError as exc:
             degraded = True
             notice = f"the {chosen.name} backend failed ({exc}); answered extractively instead"
-            draft = self.backend("extractive").generate(request)
+            draft = self.backend(FALLBACK_BACKEND).generate(request)
         verified = verify(draft.text, passages, embed_pair=self.embed_pair)
         refused = draft.refused or not verified.citations
         t2 = time.perf_counter()
@@ -488,7 +492,7 @@ class Pipeline:
             degraded=degraded,
             citations=[] if refused else verified.citations,
             passages=list(passages),
-            backend=chosen.name if not degraded else "extractive",
+            backend=chosen.name if not degraded else FALLBACK_BACKEND,
             notice=notice,
             unsupported=[] if refused else verified.unsupported,
             search_query=search_query,
