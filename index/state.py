@@ -8,7 +8,7 @@ state. Neither needs the other's internals, so they live apart.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,6 +17,8 @@ import numpy as np
 from index.keywords import BM25Index
 from index.types import Chunk, Document
 from index.vectors import VectorIndex, make_vector_index
+from zh.script import to_simplified
+from zh.text import sentence_spans
 
 __all__ = [
     "DEFAULT_VECTOR_CODEC",
@@ -68,6 +70,19 @@ def _corpus_hash(pairs: Iterable[tuple[str, str]]) -> str:
     return h.hexdigest()
 
 
+def sentence_texts(chunks: Sequence[Chunk]) -> tuple[list[str], list[int]]:
+    """The sentences whose vectors are stored, in stored order: each chunk's sentences
+    (``zh.text.sentence_spans``), simplified, and the chunk row each belongs to. The
+    writer embeds them in this order and the reader finds a sentence's row by it."""
+    texts: list[str] = []
+    owner: list[int] = []
+    for row, c in enumerate(chunks):
+        for s, e in sentence_spans(c.text):
+            texts.append(to_simplified(c.text[s:e]))
+            owner.append(row)
+    return texts, owner
+
+
 @dataclass
 class IndexState:
     """Everything a query needs, held in memory. Chunk row i ↔ vector row i ↔ BM25 row i."""
@@ -84,6 +99,9 @@ class IndexState:
     sentence_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     sentence_owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     sentence_index: VectorIndex | None = None
+    _sentence_rows: dict[str, int] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def rebuild_indexes(self) -> None:
         """(Re)build FAISS and BM25 from ``chunks``, ``vectors`` and ``sentence_vectors``."""
@@ -103,6 +121,21 @@ class IndexState:
         si = make_vector_index(self.manifest.ann, dim)
         si.build(self.sentence_vectors.reshape(-1, dim))
         self.sentence_index = si
+
+    def sentence_rows(self) -> dict[str, int]:
+        """Simplified sentence text → row of its stored sentence vector (the first, for a
+        sentence said twice); empty when the stored vectors are not in the layout of
+        :func:`sentence_texts`, so callers embed on demand instead."""
+        if self._sentence_rows is None:
+            table: dict[str, int] = {}
+            if self.manifest.sentence_vectors:
+                texts, _ = sentence_texts(self.chunks)
+                for row, text in enumerate(texts):
+                    table.setdefault(text, row)
+                if len(texts) != len(self.sentence_vectors):
+                    table = {}
+            self._sentence_rows = table
+        return self._sentence_rows
 
     def chunk_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {doc_id: 0 for doc_id in self.documents}

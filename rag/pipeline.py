@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.state import Changes, IndexState, Manifest
+from index.state import Changes, IndexState, Manifest, sentence_texts
 from index.store import IndexStore, StoreError
 from rag.answer import (
     REFUSAL,
@@ -38,7 +38,6 @@ from rag.embed.base import Embedder
 from rag.followup import resolve_followup
 from rag.question import MAX_QUERY_CHARS, check_question
 from rag.retrieve import Filters, Retriever
-from rag.sentences import sentence_spans
 from rag.settings import Settings
 from rag.types import Chunk, Document, Passage, SkippedFile
 from zh.script import to_simplified, to_traditional
@@ -128,7 +127,6 @@ class Pipeline:
         self._state: IndexState | None = None
         self._backends: dict[str, AnswerBackend] = {}
         self._df: tuple[str, Counter[str], list[str], dict[str, int]] | None = None
-        self._sentences: tuple[str, dict[str, int]] | None = None
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -290,10 +288,8 @@ class Pipeline:
         texts = [to_simplified(c.index_text or c.text) for c in chunks]
         owner: list[int] = []
         if self.settings.sentence_vectors:
-            for row, c in enumerate(chunks):
-                for s, e in sentence_spans(c.text):
-                    texts.append(to_simplified(c.text[s:e]))
-                    owner.append(row)
+            sentences, owner = sentence_texts(chunks)
+            texts += sentences
         # Embed in length order (as a single encode call would) so that short sentences
         # are not padded to the length of the chunks they share a batch with.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -415,27 +411,12 @@ class Pipeline:
         """How many chunks the current index holds."""
         return len(self.state().chunks)
 
-    def _sentence_lookup(self) -> dict[str, int]:
-        """Simplified sentence text → row of its stored sentence vector."""
-        state = self.state()
-        gen = state.manifest.generation
-        if self._sentences is None or self._sentences[0] != gen:
-            table: dict[str, int] = {}
-            row = 0
-            for c in state.chunks if state.manifest.sentence_vectors else ():
-                for s, e in sentence_spans(c.text):
-                    table.setdefault(to_simplified(c.text[s:e]), row)
-                    row += 1
-            if row != len(state.sentence_vectors):
-                table = {}  # not the layout this code writes: embed on demand instead
-            self._sentences = (gen, table)
-        return self._sentences[1]
-
     def embed_pair(self, claim: str, spans: Sequence[str]) -> np.ndarray:
         """Cosine between a claim (as a query) and candidate spans (as passages); spans
         that are indexed sentences reuse their stored vectors."""
         q = self.embed_query(to_simplified(claim))
-        table, sv = self._sentence_lookup(), self.state().sentence_vectors
+        state = self.state()
+        table, sv = state.sentence_rows(), state.sentence_vectors
         texts = [to_simplified(s) for s in spans]
         missing = [t for t in texts if t not in table]
         fresh = (
