@@ -183,16 +183,6 @@ class Pipeline:
             )
 
     # -- ingest ----------------------------------------------------------------------
-    def _chunk(self, doc: Document) -> list[Chunk]:
-        return chunk_document(
-            doc,
-            max_tokens=self.settings.chunk_max_tokens,
-            overlap_tokens=self.settings.chunk_overlap_tokens,
-        )
-
-    def embed_chunks(self, chunks: Sequence[Chunk]) -> np.ndarray:
-        return self.embedder.embed_passages([to_simplified(c.index_text or c.text) for c in chunks])
-
     def ingest(
         self,
         paths: Sequence[Path] | None = None,
@@ -200,76 +190,21 @@ class Pipeline:
         rebuild: bool = False,
         progress: Progress | None = None,
     ) -> IngestReport:
+        """load → clean → (what changed) → chunk → embed → index, one transaction."""
         paths = list(paths) if paths else [BUNDLED_CORPUS]
         want = self._wanted_manifest()
         with self.store.writer():
-            # lines the indexed documents share count as site furniture too, so a file
-            # cleans the same alone as in one batch with them
-            raw_lines: dict[str, set[str]] = {}
-
-            def known_lines(batch: list[tuple[str, set[str]]]) -> dict[str, int]:
-                raw_lines.update(batch)
-                try:
-                    return self.store.line_counts(batch)
-                except StoreError:
-                    return {}  # unreadable index: only a rebuild goes on, from the batch
-
-            docs, skipped = load_documents(
-                paths,
-                max_text_mb=self.settings.max_text_mb,
-                max_file_mb=self.settings.max_file_mb,
-                known_lines=known_lines,
-            )
+            docs, skipped, raw_lines = self._load(paths)
             report = IngestReport(files=len(docs) + len(skipped), skipped=list(skipped))
-            try:
-                have = self.store.manifest()
-            except StoreError:
-                if not rebuild:
-                    raise
-                have = None  # unreadable (e.g. corrupt): rebuild from the given paths
-            if have is not None and self._differences(have, want) and not rebuild:
-                raise IndexMismatchError(
-                    "the index on disk was built with other settings ("
-                    + "; ".join(self._differences(have, want))
-                    + "); re-run with `rag ingest --rebuild` to rebuild it"
-                )
-            # only ids, sources and hashes are read to decide what changed; a rebuild
-            # re-chunks the documents already indexed (from their cleaned text)
-            carried: dict[str, Document] = {}
-            indexed: dict[str, Document] = {}
-            if rebuild and have is not None:
-                carried = self.store.indexed_documents(texts=True)
-            elif not rebuild:
-                indexed = self.store.indexed_documents()
-            # a file with the stem of an indexed document from another source gets its own id
-            incoming = {d.doc_id: d for d in assign_doc_ids(docs, {**carried, **indexed})}
-            for doc_id, doc in carried.items():
-                incoming.setdefault(doc_id, doc)
-            # an unchanged file whose cleaned text differs (other boilerplate statistics,
-            # another cleaner) is re-indexed too
-            stored = self.store.document_texts(d for d in incoming if d in indexed)
-            to_index: list[Document] = []
-            for doc in incoming.values():
-                prev = indexed.get(doc.doc_id)
-                if prev is None:
-                    report.added.append(doc.doc_id)
-                    to_index.append(doc)
-                elif prev.sha256 != doc.sha256 or stored.get(doc.doc_id, doc.text) != doc.text:
-                    report.updated.append(doc.doc_id)
-                    to_index.append(doc)
-                else:
-                    report.unchanged.append(doc.doc_id)
+            have = self._indexed_manifest(want, rebuild)
+            to_index = self._changed(docs, have, rebuild, report)
             if not to_index:
                 if have is not None:
                     report.total_documents = have.n_documents
                     report.total_chunks = have.n_chunks
                     report.generation = have.generation or None
                 return report
-            new_chunks: list[Chunk] = []
-            for i, doc in enumerate(to_index, start=1):
-                new_chunks.extend(self._chunk(doc))
-                if progress:
-                    progress("chunk", i, len(to_index))
+            new_chunks = self._chunk_all(to_index, progress)
             vectors, sent_vectors, sent_owner = self._embed_all(new_chunks, progress)
             lines = {d.doc_id: raw_lines[d.source] for d in to_index if d.source in raw_lines}
             changes = Changes(to_index, new_chunks, vectors, sent_vectors, sent_owner, lines)
@@ -279,6 +214,92 @@ class Pipeline:
             report.total_chunks = want.n_chunks
             self._state = None  # loaded from the store when next needed
         return report
+
+    def _load(
+        self, paths: Sequence[Path]
+    ) -> tuple[list[Document], list[SkippedFile], dict[str, set[str]]]:
+        """Load and clean the files (``rag.documents``); also each file's raw lines."""
+        # lines the indexed documents share count as site furniture too, so a file
+        # cleans the same alone as in one batch with them
+        raw_lines: dict[str, set[str]] = {}
+
+        def known_lines(batch: list[tuple[str, set[str]]]) -> dict[str, int]:
+            raw_lines.update(batch)
+            try:
+                return self.store.line_counts(batch)
+            except StoreError:
+                return {}  # unreadable index: only a rebuild goes on, from the batch
+
+        docs, skipped = load_documents(
+            paths,
+            max_text_mb=self.settings.max_text_mb,
+            max_file_mb=self.settings.max_file_mb,
+            known_lines=known_lines,
+        )
+        return docs, skipped, raw_lines
+
+    def _indexed_manifest(self, want: Manifest, rebuild: bool) -> Manifest | None:
+        """The manifest of the index on disk, which must match ``want`` unless rebuilding."""
+        try:
+            have = self.store.manifest()
+        except StoreError:
+            if not rebuild:
+                raise
+            have = None  # unreadable (e.g. corrupt): rebuild from the given paths
+        if have is not None and self._differences(have, want) and not rebuild:
+            raise IndexMismatchError(
+                "the index on disk was built with other settings ("
+                + "; ".join(self._differences(have, want))
+                + "); re-run with `rag ingest --rebuild` to rebuild it"
+            )
+        return have
+
+    def _changed(
+        self, docs: list[Document], have: Manifest | None, rebuild: bool, report: IngestReport
+    ) -> list[Document]:
+        """The documents to (re)index, each counted in ``report`` as added, updated or
+        unchanged; a rebuild also re-chunks the documents already indexed."""
+        # only ids, sources and hashes are read to decide what changed; a rebuild
+        # carries the documents already indexed (their cleaned text) into the new index
+        carried: dict[str, Document] = {}
+        indexed: dict[str, Document] = {}
+        if rebuild and have is not None:
+            carried = self.store.indexed_documents(texts=True)
+        elif not rebuild:
+            indexed = self.store.indexed_documents()
+        # a file with the stem of an indexed document from another source gets its own id
+        incoming = {d.doc_id: d for d in assign_doc_ids(docs, {**carried, **indexed})}
+        for doc_id, doc in carried.items():
+            incoming.setdefault(doc_id, doc)
+        # an unchanged file whose cleaned text differs (other boilerplate statistics,
+        # another cleaner) is re-indexed too
+        stored = self.store.document_texts(d for d in incoming if d in indexed)
+        to_index: list[Document] = []
+        for doc in incoming.values():
+            prev = indexed.get(doc.doc_id)
+            if prev is None:
+                report.added.append(doc.doc_id)
+                to_index.append(doc)
+            elif prev.sha256 != doc.sha256 or stored.get(doc.doc_id, doc.text) != doc.text:
+                report.updated.append(doc.doc_id)
+                to_index.append(doc)
+            else:
+                report.unchanged.append(doc.doc_id)
+        return to_index
+
+    def _chunk_all(self, docs: Sequence[Document], progress: Progress | None) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for i, doc in enumerate(docs, start=1):
+            chunks.extend(
+                chunk_document(
+                    doc,
+                    max_tokens=self.settings.chunk_max_tokens,
+                    overlap_tokens=self.settings.chunk_overlap_tokens,
+                )
+            )
+            if progress:
+                progress("chunk", i, len(docs))
+        return chunks
 
     def _embed_all(
         self, chunks: Sequence[Chunk], progress: Progress | None
