@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +29,9 @@ from rag.answer import (
     Turn,
     build_backend,
 )
-from rag.bilingual import english_groups
 from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.cite import verify
+from rag.corpus import IndexCorpus
 from rag.documents import assign_doc_ids, load_documents
 from rag.embed import get_embedder
 from rag.embed.base import Embedder
@@ -126,7 +126,10 @@ class Pipeline:
         self._embedder = embedder
         self._state: IndexState | None = None
         self._backends: dict[str, AnswerBackend] = {}
-        self._df: tuple[str, Counter[str], list[str], dict[str, int]] | None = None
+        # term statistics, sentence vectors, English terms: what backends ask about
+        self.corpus = IndexCorpus(
+            self.state, self.embed_query, lambda texts: self.embedder.embed_passages(texts)
+        )
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -374,18 +377,9 @@ class Pipeline:
             embedder,
             mode=mode,
             embed_query=self.embed_query,
-            translate=self.english_terms,
+            translate=self.corpus.english_terms,
             **params,  # type: ignore[arg-type]
         )
-
-    def english_groups(self, question: str) -> list[list[str]]:
-        """Chinese terms of the speeches that an English question's words and names
-        translate to (CC-CEDICT and the speakers' pinyin), one group per English word."""
-        people = {d.meta.speaker for d in self.state().documents.values() if d.meta.speaker}
-        return english_groups(question, lambda t: self.term_df(t) > 0, people=sorted(people))
-
-    def english_terms(self, question: str) -> list[str]:
-        return list(dict.fromkeys(t for grp in self.english_groups(question) for t in grp))
 
     def search(
         self,
@@ -405,55 +399,12 @@ class Pipeline:
         return [(d, counts.get(d.doc_id, 0)) for d in state.documents.values()]
 
     # -- answer ------------------------------------------------------------------
-    def _corpus_stats(self) -> tuple[Counter[str], list[str], dict[str, int]]:
-        """Per index generation: how many chunks contain each character bigram, the
-        chunks' simplified texts, and a cache of longer terms' chunk counts."""
-        state = self.state()
-        gen = state.manifest.generation
-        if self._df is None or self._df[0] != gen:
-            df: Counter[str] = Counter()
-            texts = [to_simplified(c.text).lower() for c in state.chunks]
-            for t in texts:
-                df.update({t[i : i + 2] for i in range(len(t) - 1)})
-            self._df = (gen, df, texts, {})
-        return self._df[1], self._df[2], self._df[3]
-
-    def term_df(self, term: str) -> int:
-        """How many chunks of the current index contain ``term`` (simplified, lowercase)."""
-        df, texts, longer = self._corpus_stats()
-        t = to_simplified(term).lower()
-        if len(t) <= 2:
-            return df.get(t, 0)
-        if t not in longer:
-            longer[t] = sum(1 for x in texts if t in x)
-        return longer[t]
-
-    def n_chunks(self) -> int:
-        """How many chunks the current index holds."""
-        return len(self.state().chunks)
-
-    def embed_pair(self, claim: str, spans: Sequence[str]) -> np.ndarray:
-        """Cosine between a claim (as a query) and candidate spans (as passages); spans
-        that are indexed sentences reuse their stored vectors."""
-        q = self.embed_query(to_simplified(claim))
-        state = self.state()
-        table, sv = state.sentence_rows(), state.sentence_vectors
-        texts = [to_simplified(s) for s in spans]
-        missing = [t for t in texts if t not in table]
-        fresh = (
-            dict(zip(missing, self.embedder.embed_passages(missing), strict=True))
-            if missing
-            else {}
-        )
-        vecs = np.vstack([sv[table[t]] if t in table else fresh[t] for t in texts])
-        return vecs @ q
-
     def backend(self, name: str | None = None) -> AnswerBackend:
         """The answer backend ``name`` (default: the configured one), built once, from
-        the settings and this pipeline as its corpus (``rag.answer.Corpus``)."""
+        the settings and the index's corpus (:class:`rag.corpus.IndexCorpus`)."""
         name = name or self.settings.backend
         if name not in self._backends:
-            self._backends[name] = build_backend(name, self.settings, self)
+            self._backends[name] = build_backend(name, self.settings, self.corpus)
         return self._backends[name]
 
     def ask(
@@ -484,7 +435,7 @@ class Pipeline:
             degraded = True
             notice = f"the {chosen.name} backend failed ({exc}); answered extractively instead"
             draft = self.backend(FALLBACK_BACKEND).generate(request)
-        verified = verify(draft.text, passages, embed_pair=self.embed_pair)
+        verified = verify(draft.text, passages, embed_pair=self.corpus.embed_pair)
         refused = draft.refused or not verified.citations
         t2 = time.perf_counter()
         answer = Answer(

@@ -68,12 +68,12 @@ def test_answer_statistics_follow_new_documents(tmp_path: Path) -> None:
     pipeline.ingest([corpus])
     question = "冰雪嘉年华在哪座公园举办？"
     assert pipeline.ask(question).refused  # nothing about it yet
-    assert pipeline.term_df("嘉年华") == 0
+    assert pipeline.corpus.term_df("嘉年华") == 0
     (corpus / "new.txt").write_text(
         "市妇联主席的讲话\n妇联要举办冰雪嘉年华，地点在人民公园。\n", encoding="utf-8"
     )
     pipeline.ingest([corpus])
-    assert pipeline.term_df("嘉年华") == 1
+    assert pipeline.corpus.term_df("嘉年华") == 1
     answer = pipeline.ask(question)
     assert not answer.refused
     assert any("冰雪嘉年华" in c.quote for c in answer.citations)
