@@ -25,7 +25,7 @@ import numpy as np
 
 from api.uploads import UPLOAD_DIR, clean_orphans
 from index.store import IndexStore, StoreError
-from rag.answer import AnswerBackend
+from rag.answer import AnswerBackend, backend_spec
 from rag.embed.base import Embedder
 from rag.pipeline import IngestReport, Pipeline, build_embedder
 from rag.settings import Settings
@@ -134,8 +134,8 @@ class ServedPipeline(Pipeline):
     """A pipeline pinned to one index generation, safe to share between request threads."""
 
     def __init__(self, settings: Settings, embedder: Embedder, shared: SharedBackends) -> None:
-        super().__init__(settings, embedder=embedder)
-        self.store = _PatientStore(settings.home, settings.api_write_lock_wait)
+        store = _PatientStore(settings.home, settings.api_write_lock_wait)
+        super().__init__(settings, embedder=embedder, store=store)
         self._shared = shared
 
     @property
@@ -144,7 +144,7 @@ class ServedPipeline(Pipeline):
 
     def backend(self, name: str | None = None) -> AnswerBackend:
         name = name or self.settings.backend
-        if name == "extractive":  # built from this generation's statistics
+        if backend_spec(name).per_index:  # built from this generation's statistics
             return super().backend(name)
         return self._shared.get(name, lambda: Pipeline.backend(self, name))
 

@@ -160,7 +160,7 @@ def start_server(settings: Settings, log_path: Path) -> tuple[subprocess.Popen[b
     )
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "cli", "serve", "--port", str(port)],
             cwd=REPO,
             env=env,
             stdout=log,

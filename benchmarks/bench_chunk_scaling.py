@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from rag.chunk import chunk_document
-from rag.clean import load_documents
-from rag.load import _COMMON_HAN
+from rag.decode import _COMMON_HAN
+from rag.documents import load_documents
 from rag.pipeline import BUNDLED_CORPUS
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from eval.extra import materialise_extra
 from eval.metrics import load_gold
+from index.state import sentence_texts
 from rag.pipeline import BUNDLED_CORPUS, Pipeline
-from rag.script import to_simplified
-from rag.sentences import sentence_spans
 from rag.settings import Settings
+from zh.script import to_simplified
 
 GOLD = Path(__file__).resolve().parent.parent / "eval" / "gold"
 
@@ -45,8 +45,7 @@ def bench(name: str, files: list[Path], sentence_vectors: bool, repeats: int) ->
         state = pipeline.state()
         texts = ["passage: " + to_simplified(c.index_text) for c in state.chunks]
         if sentence_vectors:
-            texts += ["passage: " + to_simplified(c.text[s:e])
-                      for c in state.chunks for s, e in sentence_spans(c.text)]  # fmt: skip
+            texts += ["passage: " + t for t in sentence_texts(state.chunks)[0]]
         t0 = time.perf_counter()
         model.encode(texts, batch_size=settings.embed_batch_size, normalize_embeddings=True,
                      show_progress_bar=False)  # fmt: skip

@@ -197,7 +197,7 @@ def startup(speeches: int, ann: str, cache: Path, port: int = 8765) -> None:
     for f in (home / "index").glob("faiss-*"):
         f.unlink()
     for run in ("first start (builds the cache)", "second start (reads the cache)"):
-        cmd = [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)]
+        cmd = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         body = b""

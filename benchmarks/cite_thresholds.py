@@ -27,10 +27,10 @@ import numpy as np
 
 from rag.chunk import chunk_document
 from rag.cite import LEXICAL_THRESHOLD, best_span
-from rag.clean import load_documents
+from rag.documents import load_documents
 from rag.pipeline import BUNDLED_CORPUS
-from rag.text import sentence_spans
 from rag.types import Passage
+from zh.text import sentence_spans
 
 MIN_UNITS = 12  # shorter sentences are lead-ins and salutations, not claims
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import bm25s
 
-from rag.text import jieba
+from zh.text import jieba
 
 __all__ = ["NaiveBaseline", "WINDOW"]
 

@@ -7,7 +7,7 @@ average only the questions where a metric applies, so "not applicable" never sho
 a misleading 0.
 
 Matching rule, used by every metric: both sides go through
-:func:`rag.script.normalize_for_match` (traditional → simplified, no whitespace,
+:func:`zh.script.normalize_for_match` (traditional → simplified, no whitespace,
 lowercase). A passage holds an evidence string if the two share a substring of at least
 ``min(len(evidence), 10)`` characters, which tolerates evidence that straddles a chunk
 boundary without letting a two-character overlap count as a hit.
@@ -23,7 +23,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from rag.script import normalize_for_match
+from zh.script import normalize_for_match
 
 __all__ = [
     "KINDS",

@@ -20,7 +20,7 @@ from platformdirs import user_cache_dir
 from eval.baseline import NaiveBaseline
 from eval.extra import materialise_extra
 from eval.metrics import GoldItem, QuestionResult, aggregate, evaluate_question, load_gold
-from index.store import FORMAT_VERSION
+from index.state import FORMAT_VERSION
 from rag.answer import Turn
 from rag.chunk import CHUNKER_VERSION
 from rag.followup import resolve_followup

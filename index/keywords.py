@@ -9,37 +9,19 @@ bigrams plus ASCII words).
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
-from rag.script import to_simplified
+from zh.script import to_simplified
+from zh.text import STOPWORDS, jieba
 
 __all__ = ["TOKENIZERS", "tokenize", "BM25Index"]
 
 _HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[a-z0-9]+(?:\.[0-9]+)?")
 _WORDISH = re.compile(r"[\u3400-\u9fff\uf900-\ufaffa-z0-9]")
-
-# Function words that carry no topical signal in either tokeniser.
-STOPWORDS = frozenset(
-    "的 了 是 在 和 与 及 等 也 就 都 而 又 并 把 被 对 为 以 之 其 这 那 着 个 们 上 中 下 "
-    "我 你 他 她 它 有 要 将 从 到 向 于 或 但 则 所 如 即 a an the of and or to in on for is are "
-    "what which who how why when does do did".split()
-)
-
-
-@lru_cache(maxsize=1)
-def _jieba() -> Any:
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
 
 
 def _normalise(text: str) -> str:
@@ -47,7 +29,7 @@ def _normalise(text: str) -> str:
 
 
 def tokenize_jieba(text: str) -> list[str]:
-    jb = _jieba()
+    jb = jieba()
     tokens = []
     for tok in jb.cut_for_search(_normalise(text)):
         tok = tok.strip()

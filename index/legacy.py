@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.types import Chunk, DocMeta, Document
+from index.types import Chunk, DocMeta, Document
 
 __all__ = ["LEGACY_FORMAT", "has_legacy_index", "read_legacy", "remove_legacy"]
 

@@ -45,22 +45,38 @@ import os
 import sqlite3
 import time
 import zlib
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from filelock import FileLock, Timeout
 
 from index.atomic import atomic_write_bytes, checkpoint, remove_temp_files
-from index.keywords import PLACEHOLDER, BM25Index, tokenize
+from index.keywords import BM25Index
 from index.legacy import has_legacy_index, read_legacy, remove_legacy
-from index.vectors import VectorIndex, codec_dtype, decode_vectors, encode_vectors
+from index.rows import (
+    chunk_rows,
+    count_lines,
+    line_hash,
+    pack_lines,
+    pack_terms,
+    term_ids,
+    unpack_lines,
+    unpack_terms,
+)
+from index.state import (
+    DEFAULT_VECTOR_CODEC,
+    FORMAT_VERSION,
+    Changes,
+    IndexState,
+    Manifest,
+    _corpus_hash,
+    corpus_hash,
+)
+from index.types import Chunk, DocMeta, Document
+from index.vectors import VectorIndex, codec_dtype, decode_vectors
 from index.vectors import make_vector_index as make_vector_index
-from rag.types import Chunk, DocMeta, Document
 
 __all__ = [
     "DEFAULT_VECTOR_CODEC",
@@ -73,14 +89,12 @@ __all__ = [
     "corpus_hash",
 ]
 
-FORMAT_VERSION = 3
 DB_FILE = "index.db"
 LOCK_TIMEOUT_S = 600.0
 BUSY_TIMEOUT_MS = 30_000
 PAGE_SIZE = 16384
 GEN_PREFIX = "gen-"
 CACHE_PREFIX = "faiss-"
-DEFAULT_VECTOR_CODEC = "i8"
 
 log = logging.getLogger(__name__)
 
@@ -119,105 +133,6 @@ CREATE TABLE IF NOT EXISTS lines (hash BLOB PRIMARY KEY, n INTEGER NOT NULL) WIT
 
 class StoreError(RuntimeError):
     """The data directory is missing, locked, corrupt or built for another setup."""
-
-
-@dataclass
-class Manifest:
-    model_id: str
-    dim: int
-    chunker_version: str
-    chunk_max_tokens: int
-    chunk_overlap_tokens: int
-    tokenizer: str
-    ann: str
-    sentence_vectors: bool = True
-    vector_codec: str = DEFAULT_VECTOR_CODEC
-    corpus_hash: str = ""
-    n_documents: int = 0
-    n_chunks: int = 0
-    generation: str = ""
-    created: str = ""
-    format_version: int = FORMAT_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
-
-def corpus_hash(documents: dict[str, Document]) -> str:
-    return _corpus_hash((doc_id, documents[doc_id].sha256) for doc_id in sorted(documents))
-
-
-def _corpus_hash(pairs: Iterable[tuple[str, str]]) -> str:
-    h = hashlib.sha256()
-    for doc_id, sha in pairs:
-        h.update(f"{doc_id}\0{sha}\n".encode())
-    return h.hexdigest()
-
-
-@dataclass
-class IndexState:
-    """Everything a query needs, held in memory. Chunk row i ↔ vector row i ↔ BM25 row i."""
-
-    manifest: Manifest
-    documents: dict[str, Document] = field(default_factory=dict)
-    chunks: list[Chunk] = field(default_factory=list)
-    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
-    vector_index: VectorIndex | None = None
-    bm25: BM25Index | None = None
-    # Optional second vector set: one vector per sentence of each chunk, so a short
-    # question can match the one sentence that answers it (``sentence_owner[i]`` is the
-    # chunk row of sentence vector i; ascending).
-    sentence_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
-    sentence_owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    sentence_index: VectorIndex | None = None
-
-    def rebuild_indexes(self) -> None:
-        """(Re)build FAISS and BM25 from ``chunks``, ``vectors`` and ``sentence_vectors``."""
-        self.rebuild_vector_indexes()
-        bm = BM25Index(self.manifest.tokenizer)
-        bm.build([c.index_text or c.text for c in self.chunks])
-        self.bm25 = bm
-        self.manifest.n_documents = len(self.documents)
-        self.manifest.n_chunks = len(self.chunks)
-        self.manifest.corpus_hash = corpus_hash(self.documents)
-
-    def rebuild_vector_indexes(self) -> None:
-        dim = self.manifest.dim
-        vi = make_vector_index(self.manifest.ann, dim)
-        vi.build(self.vectors.reshape(-1, dim))
-        self.vector_index = vi
-        si = make_vector_index(self.manifest.ann, dim)
-        si.build(self.sentence_vectors.reshape(-1, dim))
-        self.sentence_index = si
-
-    def chunk_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {doc_id: 0 for doc_id in self.documents}
-        for c in self.chunks:
-            counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
-        return counts
-
-
-@dataclass
-class Changes:
-    """Documents to (re)write, with their chunks and vectors; ``sentence_owner[i]`` is
-    the row in ``chunks`` of sentence vector i."""
-
-    documents: list[Document] = field(default_factory=list)
-    chunks: list[Chunk] = field(default_factory=list)
-    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
-    sentence_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
-    sentence_owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    # doc_id → the distinct stripped lines of its raw file (for boilerplate statistics)
-    lines: dict[str, set[str]] = field(default_factory=dict)
-
-    @classmethod
-    def of_state(cls, state: IndexState) -> Changes:
-        return cls(list(state.documents.values()), list(state.chunks), state.vectors,
-                   state.sentence_vectors, state.sentence_owner)  # fmt: skip
 
 
 class IndexStore:
@@ -336,7 +251,7 @@ class IndexStore:
         with self._snapshot() as con:
             if con is None or not _committed(con):
                 return {}
-            hashes = {line: _line_hash(line) for _, lines in batch for line in lines}
+            hashes = {line: line_hash(line) for _, lines in batch for line in lines}
             by_hash: dict[bytes, int] = {}
             wanted = sorted(set(hashes.values()))
             for i in range(0, len(wanted), 500):
@@ -346,10 +261,10 @@ class IndexStore:
                     con.execute(f"SELECT hash, n FROM lines WHERE hash IN ({marks})", part)
                 )  # noqa: S608
             keys = {_source_key(src) for src, _ in batch}
-            packed = {_pack_lines(lines) for _, lines in batch}
+            packed = {pack_lines(lines) for _, lines in batch}
             for source, own in con.execute("SELECT source, lines FROM documents"):
                 if _source_key(source) in keys or own in packed:
-                    for h in _unpack_lines(own):
+                    for h in unpack_lines(own):
                         if h in by_hash:
                             by_hash[h] -= 1
             counts = {line: by_hash.get(h, 0) for line, h in hashes.items()}
@@ -394,7 +309,7 @@ class IndexStore:
                     index_text = "" if header is None else f"{header}\n{text}"
                 chunks.append(Chunk(chunk_id, doc.doc_id, start, end, text, section,
                                     json.loads(path), index_text))  # fmt: skip
-                ids, tf = _unpack_terms(packed)
+                ids, tf = unpack_terms(packed)
                 terms.append(ids)
                 counts.append(tf)
                 lengths.append(n_tokens)
@@ -509,7 +424,7 @@ class IndexStore:
         number: int | None = None,
     ) -> str:
         # encode and tokenise before the transaction
-        rows, tokens = _chunk_rows(changes, manifest)
+        rows, tokens = chunk_rows(changes, manifest)
         with closing(self._connect()) as con:
             try:
                 con.execute("BEGIN IMMEDIATE")
@@ -525,7 +440,7 @@ class IndexStore:
                 if replace_all:
                     con.execute("DELETE FROM lines")
                 else:
-                    _count_lines(con, gone, -1)
+                    count_lines(con, gone, -1)
                 for doc_id in gone:
                     con.execute("DELETE FROM chunks WHERE doc IN "
                                 "(SELECT id FROM documents WHERE doc_id = ?)", (doc_id,))  # fmt: skip
@@ -538,19 +453,19 @@ class IndexStore:
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         (d.doc_id, d.source, d.sha256,
                          json.dumps(d.meta.to_dict(), ensure_ascii=False), d.text,
-                         _pack_lines(changes.lines.get(d.doc_id, set()))),
+                         pack_lines(changes.lines.get(d.doc_id, set()))),
                     )  # fmt: skip
                     assert cur.lastrowid is not None
                     doc_rows[d.doc_id] = cur.lastrowid
-                _count_lines(con, {d.doc_id for d in changes.documents}, +1)
+                count_lines(con, {d.doc_id for d in changes.documents}, +1)
                 checkpoint("wrote documents")
-                ids = _term_ids(con, {t for toks in tokens for t in toks})
+                ids = term_ids(con, {t for toks in tokens for t in toks})
                 con.executemany(
                     'INSERT INTO chunks (doc, chunk_id, start, "end", section, section_path, '
                     "header, own_text, own_index_text, n_tokens, terms, vector, sentences) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        (doc_rows[r[0]], *r[1:-2], len(toks), _pack_terms(toks, ids), *r[-2:])
+                        (doc_rows[r[0]], *r[1:-2], len(toks), pack_terms(toks, ids), *r[-2:])
                         for r, toks in zip(rows, tokens, strict=True)
                     ),
                 )
@@ -606,108 +521,6 @@ class IndexStore:
         number = _legacy_number(state.manifest.generation)
         self._write(state.manifest, Changes.of_state(state), set(), True, number)
         return True
-
-
-def _chunk_rows(
-    changes: Changes, manifest: Manifest
-) -> tuple[list[tuple[Any, ...]], list[list[str]]]:
-    """Rows of the chunks table for ``changes`` (the document id in place of its row,
-    without the token columns) and each chunk's keyword tokens."""
-    docs = {d.doc_id: d for d in changes.documents}
-    dim, codec = manifest.dim, manifest.vector_codec
-    n = len(changes.chunks)
-    vectors = encode_vectors(np.asarray(changes.vectors, np.float32).reshape(-1, dim), codec)
-    if len(vectors) != n:
-        raise ValueError(f"{n} chunks but {len(vectors)} chunk vectors")
-    owner = np.asarray(changes.sentence_owner, dtype=np.int64)
-    sentences = encode_vectors(
-        np.asarray(changes.sentence_vectors, np.float32).reshape(-1, dim), codec
-    )
-    if len(sentences) != len(owner) or (len(owner) and (owner.min() < 0 or owner.max() >= n)):
-        raise ValueError("sentence vectors do not match their owners")
-    order = np.argsort(owner, kind="stable")
-    bounds = np.searchsorted(owner[order], np.arange(n + 1))
-    rows, tokens = [], []
-    for i, c in enumerate(changes.chunks):
-        doc = docs.get(c.doc_id)
-        if doc is None:
-            raise ValueError(f"chunk {c.chunk_id} belongs to no document of the write")
-        own_text = None if doc.text[c.start : c.end] == c.text else c.text
-        header: str | None = None
-        own_index: str | None = None
-        if c.index_text.endswith("\n" + c.text):
-            header = c.index_text[: len(c.index_text) - len(c.text) - 1]
-        elif c.index_text:
-            own_index = c.index_text
-        tokens.append(tokenize(c.index_text or c.text, manifest.tokenizer) or [PLACEHOLDER])
-        sent = sentences[order[bounds[i] : bounds[i + 1]]]
-        rows.append((
-            c.doc_id, c.chunk_id, c.start, c.end, c.section,
-            json.dumps(c.section_path, ensure_ascii=False), header, own_text, own_index,
-            vectors[i : i + 1].tobytes(), sent.tobytes(),
-        ))  # fmt: skip
-    return rows, tokens
-
-
-def _term_ids(con: sqlite3.Connection, tokens: set[str]) -> dict[str, int]:
-    """Ids of ``tokens`` in the vocabulary, adding the new ones (inside a write)."""
-    wanted = sorted(tokens)
-    ids: dict[str, int] = {}
-    for i in range(0, len(wanted), 500):
-        part = wanted[i : i + 500]
-        marks = ",".join("?" * len(part))
-        ids.update(con.execute(f"SELECT token, id FROM vocab WHERE token IN ({marks})", part))  # noqa: S608
-    missing = [t for t in wanted if t not in ids]
-    if missing:
-        row = con.execute("SELECT value FROM meta WHERE key = 'vocab_next'").fetchone()
-        first = int(row[0]) if row else 0
-        new = {t: first + j for j, t in enumerate(missing)}
-        con.executemany("INSERT INTO vocab (token, id) VALUES (?, ?)", new.items())
-        con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('vocab_next', ?)",
-                    (str(first + len(missing)),))  # fmt: skip
-        ids.update(new)
-    return ids
-
-
-def _pack_terms(tokens: Sequence[str], ids: dict[str, int]) -> bytes:
-    """A chunk's distinct term ids (ascending, as deltas) then their counts, zlib'ed."""
-    counted = Counter(ids[t] for t in tokens)
-    terms = np.array(sorted(counted), dtype=np.int64)
-    deltas = np.diff(terms, prepend=0).astype("<u4")
-    tf = np.array([counted[t] for t in terms], dtype="<u2")
-    return zlib.compress(deltas.tobytes() + tf.tobytes())
-
-
-def _unpack_terms(packed: bytes) -> tuple[np.ndarray, np.ndarray]:
-    raw = zlib.decompress(packed)
-    k = len(raw) // 6
-    terms = np.cumsum(np.frombuffer(raw, dtype="<u4", count=k).astype(np.int64))
-    return terms, np.frombuffer(raw, dtype="<u2", offset=4 * k).astype(np.int64)
-
-
-def _line_hash(line: str) -> bytes:
-    return hashlib.blake2b(line.encode("utf-8"), digest_size=8).digest()
-
-
-def _pack_lines(lines: Iterable[str]) -> bytes:
-    return b"".join(sorted({_line_hash(line) for line in lines}))
-
-
-def _unpack_lines(packed: bytes) -> list[bytes]:
-    return [packed[i : i + 8] for i in range(0, len(packed), 8)]
-
-
-def _count_lines(con: sqlite3.Connection, doc_ids: Iterable[str], step: int) -> None:
-    """Add ``step`` to the document count of every line of the given documents."""
-    for doc_id in doc_ids:
-        row = con.execute("SELECT lines FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-        if row is None or not row[0]:
-            continue
-        hashes = [(h,) for h in _unpack_lines(row[0])]
-        con.executemany("INSERT OR IGNORE INTO lines (hash, n) VALUES (?, 0)", hashes)
-        con.executemany(f"UPDATE lines SET n = n + {int(step)} WHERE hash = ?", hashes)  # noqa: S608
-        if step < 0:
-            con.executemany("DELETE FROM lines WHERE hash = ? AND n <= 0", hashes)
 
 
 def _source_key(source: str) -> str:

@@ -8,7 +8,7 @@ questions) are substituted as data and never parsed as template syntax, so whate
 they contain — dollar signs, braces, text that looks like instructions — reaches the
 model unchanged.
 
-The refusal sentences are defined in ``rag.text`` (the extractive backend answers with
+The refusal sentences are defined in ``zh.text`` (the extractive backend answers with
 them too) and re-exported here: the system prompt tells the model to reply with
 exactly one of them, and ``is_refusal`` recognises a reply that is one.
 """
@@ -20,7 +20,7 @@ from functools import cache
 from importlib import resources
 from string import Template
 
-from rag.text import REFUSALS, refusal_for
+from zh.text import REFUSALS, refusal_for
 
 __all__ = [
     "LANGUAGES",

@@ -22,10 +22,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.script import to_simplified
-from rag.text import CLOSERS, SENTENCE_END, count_tokens, max_token_chars, ordinal_value
-from rag.text import sentence_starts as text_sentence_starts
 from rag.types import Chunk, Document
+from zh.script import to_simplified
+from zh.text import CLOSERS, SENTENCE_END, count_tokens, max_token_chars, ordinal_value
+from zh.text import sentence_starts as text_sentence_starts
 
 __all__ = [
     "CHUNKER_VERSION",
@@ -334,7 +334,7 @@ def _spans(text: str, a: int, b: int, pattern: str) -> list[tuple[int, int]]:
 
 
 def _sentences(text: str, a: int, b: int) -> list[tuple[int, int]]:
-    """[a, b) cut into whole sentences (``rag.text``'s rule, the one citations use);
+    """[a, b) cut into whole sentences (``zh.text``'s rule, the one citations use);
     each piece keeps the whitespace after it, so the pieces cover [a, b) exactly."""
     cuts = [a, *(a + c for c in text_sentence_starts(text[a:b])), b]
     return [(x, y) for x, y in zip(cuts, cuts[1:], strict=False) if y > x]

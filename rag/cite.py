@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag.answer.base import Citation
-from rag.script import to_simplified
-from rag.text import CLOSERS, CONTENT, SENTENCE_END, insert_markers, is_chinese, sentence_spans
 from rag.types import Passage
+from zh.script import to_simplified
+from zh.text import CLOSERS, CONTENT, SENTENCE_END, insert_markers, is_chinese, sentence_spans
 
 __all__ = [
     "LEXICAL_THRESHOLD",

@@ -29,31 +29,20 @@ site name live there); a sidecar ``<file>.meta.json`` overrides any field.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import os
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from rag.load import (
-    DEFAULT_MAX_FILE_MB,
-    DEFAULT_MAX_TEXT_MB,
-    SIDECAR_SUFFIX,
-    LoadError,
-    RawFile,
-    iter_input_files,
-    read_file,
-)
-from rag.script import detect_script, to_simplified
-from rag.text import HAN, SENTENCE_END, cn_number
-from rag.types import DocMeta, Document, SkippedFile
+from rag.load import RawFile
+from rag.types import DocMeta, Document
+from zh.script import detect_script, to_simplified
+from zh.text import HAN, SENTENCE_END, cn_number
 
-__all__ = ["assign_doc_ids", "clean_document", "load_documents", "find_sidecar"]
+__all__ = ["clean_document"]
 
 MAX_BOILERPLATE_LEN = 250  # no shape rule ever touches a longer line: those are paragraphs
 PROSE_MIN_HAN = 20  # a prose paragraph has at least this many Han characters ...
@@ -493,119 +482,3 @@ def clean_document(
         sha = hashlib.sha256(f"{sha}\n{canonical}".encode()).hexdigest()
     cleaned = "\n".join(ln.text for ln in lines if ln.keep)
     return Document(doc_id=doc_id, source=source, text=cleaned, meta=meta, sha256=sha)
-
-
-def find_sidecar(path: Path) -> Path | None:
-    """``<file>.meta.json`` or ``<stem>.meta.json`` next to ``path``, if present."""
-    for candidate in (
-        path.with_name(path.name + SIDECAR_SUFFIX),
-        path.with_name(path.stem + SIDECAR_SUFFIX),
-    ):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _read_sidecar(path: Path) -> dict[str, Any] | None:
-    sidecar = find_sidecar(path)
-    if sidecar is None:
-        return None
-    try:
-        data = json.loads(sidecar.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LoadError(path, f"unreadable sidecar {sidecar.name} ({exc})") from exc
-    if not isinstance(data, dict):
-        raise LoadError(path, f"sidecar {sidecar.name} is not a JSON object")
-    return data
-
-
-def load_documents(
-    paths: Sequence[Path],
-    *,
-    max_text_mb: float = DEFAULT_MAX_TEXT_MB,
-    max_file_mb: float = DEFAULT_MAX_FILE_MB,
-    known_lines: Callable[[list[tuple[str, set[str]]]], Mapping[str, int]] | None = None,
-) -> tuple[list[Document], list[SkippedFile]]:
-    """Load and clean a batch; a bad file becomes a ``SkippedFile``, never an exception.
-    Files over the size limits (see ``rag.load.read_file``) are skipped as too large.
-
-    ``known_lines`` is given each loaded file's (source, distinct stripped lines) and
-    returns, per line, how many documents outside the batch hold it (e.g. from the
-    index), so a file cleans the same whether it comes alone or with the others.
-
-    ``doc_id`` is the file stem; a later file with a stem already taken gets a
-    short hash of its path appended (of the path, not the content, so editing
-    the file keeps its id).
-    """
-    files, skipped = iter_input_files(paths)
-    loaded: list[tuple[RawFile, dict[str, Any] | None]] = []
-    for path in files:
-        try:
-            raw = read_file(path, max_text_mb=max_text_mb, max_file_mb=max_file_mb)
-            loaded.append((raw, _read_sidecar(path)))
-        except LoadError as exc:
-            skipped.append(SkippedFile(exc.path, exc.reason))
-
-    line_sets = [{_strip(ln) for ln in raw.text.split("\n")} - {""} for raw, _ in loaded]
-    doc_freq = Counter(line for lines in line_sets for line in lines)
-    if known_lines is not None:
-        doc_freq.update(
-            known_lines(
-                [(str(raw.path), own) for (raw, _), own in zip(loaded, line_sets, strict=True)]
-            )
-        )
-    docs: list[Document] = []
-    taken: set[str] = set()
-    for (raw, sidecar), own in zip(loaded, line_sets, strict=True):
-        doc_id = raw.path.stem
-        if doc_id in taken:
-            doc_id = _with_path_hash(doc_id, _source_key(str(raw.path)))
-        shared = [line for line in own if doc_freq[line] > 1]
-        doc = clean_document(
-            raw, doc_id=doc_id, source=str(raw.path), sidecar=sidecar, others=shared
-        )
-        if not doc.text.strip():
-            skipped.append(
-                SkippedFile(str(raw.path), "no speech text left after removing boilerplate")
-            )
-            continue
-        taken.add(doc_id)
-        docs.append(doc)
-    return docs, skipped
-
-
-def _source_key(source: str) -> str:
-    """What makes two sources the same file: the resolved path."""
-    return os.path.realpath(source)
-
-
-def _with_path_hash(stem: str, key: str, length: int = 8) -> str:
-    return f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:length]}"
-
-
-def assign_doc_ids(docs: Sequence[Document], indexed: Mapping[str, Document]) -> list[Document]:
-    """``docs`` with ids that no other source holds in ``indexed`` or in the batch.
-
-    A file already indexed (same resolved path, or the very same bytes moved elsewhere)
-    keeps its id, so ingesting it again updates that document in place. Any other file
-    gets its stem, or, when another source already holds the stem, the stem plus a
-    short hash of its resolved path: stable across runs, readable, and distinct.
-    """
-    by_source = {_source_key(d.source): doc_id for doc_id, d in indexed.items()}
-    keys = [_source_key(d.source) for d in docs]
-    ids = [by_source.get(key) for key in keys]  # files indexed before keep their ids
-    given = {doc_id for doc_id in ids if doc_id is not None}
-
-    def free(doc_id: str, doc: Document) -> bool:
-        held = indexed.get(doc_id)
-        return doc_id not in given and (held is None or held.sha256 == doc.sha256)
-
-    out: list[Document] = []
-    for doc, key, doc_id in zip(docs, keys, ids, strict=True):
-        if doc_id is None:
-            stem = Path(doc.source).stem
-            candidates = [stem] + [_with_path_hash(stem, key, n) for n in (8, 16, 64)]
-            doc_id = next(c for c in candidates if free(c, doc))
-            given.add(doc_id)
-        out.append(doc if doc.doc_id == doc_id else dataclasses.replace(doc, doc_id=doc_id))
-    return out

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from rag.answer.base import Turn
-from rag.script import to_simplified
+from zh.script import to_simplified
 
 __all__ = ["ORGANISATIONS", "is_elliptical", "resolve_followup"]
 

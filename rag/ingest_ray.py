@@ -8,7 +8,7 @@
 Cleaning drops page furniture: lines that several files of the batch share. That
 needs every file's lines, so loading is two passes: the first collects each file's
 line set, the driver counts them, the second cleans each file knowing the shared
-lines, exactly as ``rag.clean.load_documents`` does for the whole batch at once.
+lines, exactly as ``rag.documents.load_documents`` does for the whole batch at once.
 
 The commit goes through the local engine's own path: the driver calls
 ``Pipeline(settings, embedder=PrecomputedEmbedder(...)).ingest(paths, rebuild=...)``.
@@ -138,8 +138,9 @@ def _texts(
 ) -> dict[str, Any]:
     """Pass 2: clean and chunk each file; the texts the pipeline will embed for it."""
     from rag.chunk import chunk_document
-    from rag.clean import _read_sidecar, _strip, clean_document
+    from rag.clean import _strip, clean_document
     from rag.load import LoadError, read_file
+    from rag.load import read_sidecar as _read_sidecar
     from rag.script import to_simplified
     from rag.sentences import sentence_spans
 

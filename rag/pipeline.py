@@ -9,33 +9,39 @@ re-implements a step.
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from index.store import Changes, IndexState, IndexStore, Manifest, StoreError
-from rag.answer import BACKENDS, REFUSAL, Answer, AnswerBackend, AnswerRequest, BackendError, Turn
-from rag.answer.extractive import ExtractiveBackend, idf_weights
-from rag.bilingual import english_groups
+from index.state import Changes, IndexState, Manifest, sentence_texts
+from index.store import IndexStore, StoreError
+from rag.answer import (
+    REFUSAL,
+    Answer,
+    AnswerBackend,
+    AnswerRequest,
+    BackendError,
+    Turn,
+    build_backend,
+)
 from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.cite import verify
-from rag.clean import assign_doc_ids, load_documents
+from rag.corpus import IndexCorpus
+from rag.documents import assign_doc_ids, load_documents
 from rag.embed import get_embedder
 from rag.embed.base import Embedder
 from rag.followup import resolve_followup
 from rag.question import MAX_QUERY_CHARS, check_question
 from rag.retrieve import Filters, Retriever
-from rag.script import to_simplified, to_traditional
-from rag.sentences import sentence_spans
 from rag.settings import Settings
-from rag.text import question_language
 from rag.types import Chunk, Document, Passage, SkippedFile
+from zh.script import to_simplified, to_traditional
+from zh.text import question_language
 
 __all__ = [
     "BUNDLED_CORPUS",
@@ -52,6 +58,7 @@ __all__ = [
 BUNDLED_CORPUS = Path(__file__).parent / "corpus"
 MAX_TOP_K = 100
 QUERY_CACHE_SIZE = 1024
+FALLBACK_BACKEND = "extractive"  # needs no server: answers when the chosen backend fails
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -107,14 +114,22 @@ def build_embedder(settings: Settings) -> Embedder:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        store: IndexStore | None = None,
+    ) -> None:
         self.settings = settings
-        self.store = IndexStore(settings.home)
+        self.store = store if store is not None else IndexStore(settings.home)
         self._embedder = embedder
         self._state: IndexState | None = None
         self._backends: dict[str, AnswerBackend] = {}
-        self._df: tuple[str, Counter[str], list[str], dict[str, int]] | None = None
-        self._sentences: tuple[str, dict[str, int]] | None = None
+        # term statistics, sentence vectors, English terms: what backends ask about
+        self.corpus = IndexCorpus(
+            self.state, self.embed_query, lambda texts: self.embedder.embed_passages(texts)
+        )
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -171,16 +186,6 @@ class Pipeline:
             )
 
     # -- ingest ----------------------------------------------------------------------
-    def _chunk(self, doc: Document) -> list[Chunk]:
-        return chunk_document(
-            doc,
-            max_tokens=self.settings.chunk_max_tokens,
-            overlap_tokens=self.settings.chunk_overlap_tokens,
-        )
-
-    def embed_chunks(self, chunks: Sequence[Chunk]) -> np.ndarray:
-        return self.embedder.embed_passages([to_simplified(c.index_text or c.text) for c in chunks])
-
     def ingest(
         self,
         paths: Sequence[Path] | None = None,
@@ -188,76 +193,21 @@ class Pipeline:
         rebuild: bool = False,
         progress: Progress | None = None,
     ) -> IngestReport:
+        """load → clean → (what changed) → chunk → embed → index, one transaction."""
         paths = list(paths) if paths else [BUNDLED_CORPUS]
         want = self._wanted_manifest()
         with self.store.writer():
-            # lines the indexed documents share count as site furniture too, so a file
-            # cleans the same alone as in one batch with them
-            raw_lines: dict[str, set[str]] = {}
-
-            def known_lines(batch: list[tuple[str, set[str]]]) -> dict[str, int]:
-                raw_lines.update(batch)
-                try:
-                    return self.store.line_counts(batch)
-                except StoreError:
-                    return {}  # unreadable index: only a rebuild goes on, from the batch
-
-            docs, skipped = load_documents(
-                paths,
-                max_text_mb=self.settings.max_text_mb,
-                max_file_mb=self.settings.max_file_mb,
-                known_lines=known_lines,
-            )
+            docs, skipped, raw_lines = self._load(paths)
             report = IngestReport(files=len(docs) + len(skipped), skipped=list(skipped))
-            try:
-                have = self.store.manifest()
-            except StoreError:
-                if not rebuild:
-                    raise
-                have = None  # unreadable (e.g. corrupt): rebuild from the given paths
-            if have is not None and self._differences(have, want) and not rebuild:
-                raise IndexMismatchError(
-                    "the index on disk was built with other settings ("
-                    + "; ".join(self._differences(have, want))
-                    + "); re-run with `rag ingest --rebuild` to rebuild it"
-                )
-            # only ids, sources and hashes are read to decide what changed; a rebuild
-            # re-chunks the documents already indexed (from their cleaned text)
-            carried: dict[str, Document] = {}
-            indexed: dict[str, Document] = {}
-            if rebuild and have is not None:
-                carried = self.store.indexed_documents(texts=True)
-            elif not rebuild:
-                indexed = self.store.indexed_documents()
-            # a file with the stem of an indexed document from another source gets its own id
-            incoming = {d.doc_id: d for d in assign_doc_ids(docs, {**carried, **indexed})}
-            for doc_id, doc in carried.items():
-                incoming.setdefault(doc_id, doc)
-            # an unchanged file whose cleaned text differs (other boilerplate statistics,
-            # another cleaner) is re-indexed too
-            stored = self.store.document_texts(d for d in incoming if d in indexed)
-            to_index: list[Document] = []
-            for doc in incoming.values():
-                prev = indexed.get(doc.doc_id)
-                if prev is None:
-                    report.added.append(doc.doc_id)
-                    to_index.append(doc)
-                elif prev.sha256 != doc.sha256 or stored.get(doc.doc_id, doc.text) != doc.text:
-                    report.updated.append(doc.doc_id)
-                    to_index.append(doc)
-                else:
-                    report.unchanged.append(doc.doc_id)
+            have = self._indexed_manifest(want, rebuild)
+            to_index = self._changed(docs, have, rebuild, report)
             if not to_index:
                 if have is not None:
                     report.total_documents = have.n_documents
                     report.total_chunks = have.n_chunks
                     report.generation = have.generation or None
                 return report
-            new_chunks: list[Chunk] = []
-            for i, doc in enumerate(to_index, start=1):
-                new_chunks.extend(self._chunk(doc))
-                if progress:
-                    progress("chunk", i, len(to_index))
+            new_chunks = self._chunk_all(to_index, progress)
             vectors, sent_vectors, sent_owner = self._embed_all(new_chunks, progress)
             lines = {d.doc_id: raw_lines[d.source] for d in to_index if d.source in raw_lines}
             changes = Changes(to_index, new_chunks, vectors, sent_vectors, sent_owner, lines)
@@ -268,6 +218,92 @@ class Pipeline:
             self._state = None  # loaded from the store when next needed
         return report
 
+    def _load(
+        self, paths: Sequence[Path]
+    ) -> tuple[list[Document], list[SkippedFile], dict[str, set[str]]]:
+        """Load and clean the files (``rag.documents``); also each file's raw lines."""
+        # lines the indexed documents share count as site furniture too, so a file
+        # cleans the same alone as in one batch with them
+        raw_lines: dict[str, set[str]] = {}
+
+        def known_lines(batch: list[tuple[str, set[str]]]) -> dict[str, int]:
+            raw_lines.update(batch)
+            try:
+                return self.store.line_counts(batch)
+            except StoreError:
+                return {}  # unreadable index: only a rebuild goes on, from the batch
+
+        docs, skipped = load_documents(
+            paths,
+            max_text_mb=self.settings.max_text_mb,
+            max_file_mb=self.settings.max_file_mb,
+            known_lines=known_lines,
+        )
+        return docs, skipped, raw_lines
+
+    def _indexed_manifest(self, want: Manifest, rebuild: bool) -> Manifest | None:
+        """The manifest of the index on disk, which must match ``want`` unless rebuilding."""
+        try:
+            have = self.store.manifest()
+        except StoreError:
+            if not rebuild:
+                raise
+            have = None  # unreadable (e.g. corrupt): rebuild from the given paths
+        if have is not None and self._differences(have, want) and not rebuild:
+            raise IndexMismatchError(
+                "the index on disk was built with other settings ("
+                + "; ".join(self._differences(have, want))
+                + "); re-run with `rag ingest --rebuild` to rebuild it"
+            )
+        return have
+
+    def _changed(
+        self, docs: list[Document], have: Manifest | None, rebuild: bool, report: IngestReport
+    ) -> list[Document]:
+        """The documents to (re)index, each counted in ``report`` as added, updated or
+        unchanged; a rebuild also re-chunks the documents already indexed."""
+        # only ids, sources and hashes are read to decide what changed; a rebuild
+        # carries the documents already indexed (their cleaned text) into the new index
+        carried: dict[str, Document] = {}
+        indexed: dict[str, Document] = {}
+        if rebuild and have is not None:
+            carried = self.store.indexed_documents(texts=True)
+        elif not rebuild:
+            indexed = self.store.indexed_documents()
+        # a file with the stem of an indexed document from another source gets its own id
+        incoming = {d.doc_id: d for d in assign_doc_ids(docs, {**carried, **indexed})}
+        for doc_id, doc in carried.items():
+            incoming.setdefault(doc_id, doc)
+        # an unchanged file whose cleaned text differs (other boilerplate statistics,
+        # another cleaner) is re-indexed too
+        stored = self.store.document_texts(d for d in incoming if d in indexed)
+        to_index: list[Document] = []
+        for doc in incoming.values():
+            prev = indexed.get(doc.doc_id)
+            if prev is None:
+                report.added.append(doc.doc_id)
+                to_index.append(doc)
+            elif prev.sha256 != doc.sha256 or stored.get(doc.doc_id, doc.text) != doc.text:
+                report.updated.append(doc.doc_id)
+                to_index.append(doc)
+            else:
+                report.unchanged.append(doc.doc_id)
+        return to_index
+
+    def _chunk_all(self, docs: Sequence[Document], progress: Progress | None) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for i, doc in enumerate(docs, start=1):
+            chunks.extend(
+                chunk_document(
+                    doc,
+                    max_tokens=self.settings.chunk_max_tokens,
+                    overlap_tokens=self.settings.chunk_overlap_tokens,
+                )
+            )
+            if progress:
+                progress("chunk", i, len(docs))
+        return chunks
+
     def _embed_all(
         self, chunks: Sequence[Chunk], progress: Progress | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -276,10 +312,8 @@ class Pipeline:
         texts = [to_simplified(c.index_text or c.text) for c in chunks]
         owner: list[int] = []
         if self.settings.sentence_vectors:
-            for row, c in enumerate(chunks):
-                for s, e in sentence_spans(c.text):
-                    texts.append(to_simplified(c.text[s:e]))
-                    owner.append(row)
+            sentences, owner = sentence_texts(chunks)
+            texts += sentences
         # Embed in length order (as a single encode call would) so that short sentences
         # are not padded to the length of the chunks they share a batch with.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -343,18 +377,9 @@ class Pipeline:
             embedder,
             mode=mode,
             embed_query=self.embed_query,
-            translate=self.english_terms,
+            translate=self.corpus.english_terms,
             **params,  # type: ignore[arg-type]
         )
-
-    def english_groups(self, question: str) -> list[list[str]]:
-        """Chinese terms of the speeches that an English question's words and names
-        translate to (CC-CEDICT and the speakers' pinyin), one group per English word."""
-        people = {d.meta.speaker for d in self.state().documents.values() if d.meta.speaker}
-        return english_groups(question, lambda t: self.term_df(t) > 0, people=sorted(people))
-
-    def english_terms(self, question: str) -> list[str]:
-        return list(dict.fromkeys(t for grp in self.english_groups(question) for t in grp))
 
     def search(
         self,
@@ -374,79 +399,12 @@ class Pipeline:
         return [(d, counts.get(d.doc_id, 0)) for d in state.documents.values()]
 
     # -- answer ------------------------------------------------------------------
-    def _corpus_stats(self) -> tuple[Counter[str], list[str], dict[str, int]]:
-        """Per index generation: how many chunks contain each character bigram, the
-        chunks' simplified texts, and a cache of longer terms' chunk counts."""
-        state = self.state()
-        gen = state.manifest.generation
-        if self._df is None or self._df[0] != gen:
-            df: Counter[str] = Counter()
-            texts = [to_simplified(c.text).lower() for c in state.chunks]
-            for t in texts:
-                df.update({t[i : i + 2] for i in range(len(t) - 1)})
-            self._df = (gen, df, texts, {})
-        return self._df[1], self._df[2], self._df[3]
-
-    def term_df(self, term: str) -> int:
-        """How many chunks of the current index contain ``term`` (simplified, lowercase)."""
-        df, texts, longer = self._corpus_stats()
-        t = to_simplified(term).lower()
-        if len(t) <= 2:
-            return df.get(t, 0)
-        if t not in longer:
-            longer[t] = sum(1 for x in texts if t in x)
-        return longer[t]
-
-    def _sentence_lookup(self) -> dict[str, int]:
-        """Simplified sentence text → row of its stored sentence vector."""
-        state = self.state()
-        gen = state.manifest.generation
-        if self._sentences is None or self._sentences[0] != gen:
-            table: dict[str, int] = {}
-            row = 0
-            for c in state.chunks if state.manifest.sentence_vectors else ():
-                for s, e in sentence_spans(c.text):
-                    table.setdefault(to_simplified(c.text[s:e]), row)
-                    row += 1
-            if row != len(state.sentence_vectors):
-                table = {}  # not the layout this code writes: embed on demand instead
-            self._sentences = (gen, table)
-        return self._sentences[1]
-
-    def embed_pair(self, claim: str, spans: Sequence[str]) -> np.ndarray:
-        """Cosine between a claim (as a query) and candidate spans (as passages); spans
-        that are indexed sentences reuse their stored vectors."""
-        q = self.embed_query(to_simplified(claim))
-        table, sv = self._sentence_lookup(), self.state().sentence_vectors
-        texts = [to_simplified(s) for s in spans]
-        missing = [t for t in texts if t not in table]
-        fresh = (
-            dict(zip(missing, self.embedder.embed_passages(missing), strict=True))
-            if missing
-            else {}
-        )
-        vecs = np.vstack([sv[table[t]] if t in table else fresh[t] for t in texts])
-        return vecs @ q
-
     def backend(self, name: str | None = None) -> AnswerBackend:
+        """The answer backend ``name`` (default: the configured one), built once, from
+        the settings and the index's corpus (:class:`rag.corpus.IndexCorpus`)."""
         name = name or self.settings.backend
         if name not in self._backends:
-            if name not in BACKENDS:
-                raise ValueError(
-                    f"unknown answer backend {name!r}; choose one of: {', '.join(BACKENDS)}"
-                )
-            if name == "extractive":
-                # statistics of whatever index is current, so they follow ingests
-                self._backends[name] = ExtractiveBackend(
-                    idf_weights(self.term_df, lambda: max(len(self.state().chunks), 1)),
-                    self.embed_pair,
-                    in_corpus=lambda t: self.term_df(t) > 0,
-                    translate=self.english_groups,
-                )
-            else:
-                module, _, cls_name = BACKENDS[name].partition(":")
-                cls = getattr(importlib.import_module(module), cls_name)
-                self._backends[name] = cls.from_settings(self.settings)
+            self._backends[name] = build_backend(name, self.settings, self.corpus)
         return self._backends[name]
 
     def ask(
@@ -476,8 +434,8 @@ class Pipeline:
         except BackendError as exc:
             degraded = True
             notice = f"the {chosen.name} backend failed ({exc}); answered extractively instead"
-            draft = self.backend("extractive").generate(request)
-        verified = verify(draft.text, passages, embed_pair=self.embed_pair)
+            draft = self.backend(FALLBACK_BACKEND).generate(request)
+        verified = verify(draft.text, passages, embed_pair=self.corpus.embed_pair)
         refused = draft.refused or not verified.citations
         t2 = time.perf_counter()
         answer = Answer(
@@ -487,7 +445,7 @@ class Pipeline:
             degraded=degraded,
             citations=[] if refused else verified.citations,
             passages=list(passages),
-            backend=chosen.name if not degraded else "extractive",
+            backend=chosen.name if not degraded else FALLBACK_BACKEND,
             notice=notice,
             unsupported=[] if refused else verified.unsupported,
             search_query=search_query,

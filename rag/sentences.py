@@ -1,6 +1,6 @@
 """Enumerations inside paragraphs: which sentence opens an item, which announces a list.
 
-Where a sentence ends is decided in ``rag.text`` (``sentence_spans`` and
+Where a sentence ends is decided in ``zh.text`` (``sentence_spans`` and
 ``insert_markers`` are re-exported here for the modules that import them from here).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from rag.text import insert_markers, ordinal_value, sentence_spans
+from zh.text import insert_markers, ordinal_value, sentence_spans
 
 __all__ = ["sentence_spans", "ENUM_START", "insert_markers", "enum_item", "is_lead_in"]
 

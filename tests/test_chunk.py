@@ -16,8 +16,8 @@ from rag.chunk import (
     chunk_document,
     count_tokens,
 )
-from rag.script import to_simplified, to_traditional
 from rag.types import Chunk, DocMeta, Document
+from zh.script import to_simplified, to_traditional
 
 CORPUS = Path(__file__).resolve().parent.parent / "rag" / "corpus"
 
@@ -500,7 +500,7 @@ def _run_on_text(n_chars: int) -> str:
     structure: one long section, the shape that made chunking quadratic."""
     import random
 
-    from rag.load import _COMMON_HAN
+    from rag.decode import _COMMON_HAN
 
     rng = random.Random(7)
     lines: list[str] = []

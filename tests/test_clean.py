@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.clean import clean_document, find_sidecar, load_documents
-from rag.load import RawFile, read_file
+from rag.clean import clean_document
+from rag.documents import load_documents
+from rag.load import RawFile, find_sidecar, read_file
 from rag.types import Document
 
 CORPUS = Path(__file__).resolve().parent.parent / "rag" / "corpus"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rag.cli import app
+from cli.app import app
 
 runner = CliRunner()
 
@@ -98,7 +98,7 @@ def test_undecodable_arguments_are_a_usage_error_without_traceback(
 def test_undecodable_argv_bytes_from_the_os(tmp_path: Path) -> None:
     """The real path: the OS hands Python bytes, which it decodes with surrogateescape."""
     proc = subprocess.run(
-        [sys.executable, "-m", "rag.cli", "ask", b"\xff", "--home", str(tmp_path)],
+        [sys.executable, "-m", "cli", "ask", b"\xff", "--home", str(tmp_path)],
         capture_output=True,
         env={**os.environ, "RAG_EMBED_MODEL": "hash", "LC_ALL": "C.UTF-8"},
         timeout=120,

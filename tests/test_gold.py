@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from rag.script import detect_script, normalize_for_match
+from zh.script import detect_script, normalize_for_match
 
 REPO = Path(__file__).resolve().parent.parent
 GOLD_DIR = REPO / "eval" / "gold"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.app import app
 from rag.answer.local import resolve_model
-from rag.cli import app
 from rag.llm.install import (
     ACTIVE_FILE,
     InstallError,

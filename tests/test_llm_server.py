@@ -200,7 +200,7 @@ def test_the_api_and_the_cli_accept_the_local_backend(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from api.schemas import check_backend
-    from rag.cli import app
+    from cli.app import app
 
     assert check_backend("local") == "local"
     result = CliRunner().invoke(app, ["llm", "status", "--home", str(tmp_path)])

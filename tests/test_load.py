@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from rag.decode import decode_bytes
 from rag.load import (
     SUPPORTED_SUFFIXES,
     LoadError,
     RawFile,
-    decode_bytes,
     html_to_text,
     iter_input_files,
     read_file,

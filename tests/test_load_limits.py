@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_load import DOC_LINES, make_docx, make_pdf
 
-from rag.clean import load_documents
+from rag.documents import load_documents
 from rag.load import LoadError, html_to_text, read_file
 
 MB = 1 << 20

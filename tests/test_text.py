@@ -1,4 +1,4 @@
-"""rag.text: the one home of the text rules, and every consumer agreeing with it."""
+"""zh.text: the one home of the text rules, and every consumer agreeing with it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import prompts
 from rag import chunk, cite, sentences
 from rag.answer import budget
-from rag.text import (
+from zh.text import (
     REFUSALS,
     byline,
     cn_number,

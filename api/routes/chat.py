@@ -36,7 +36,7 @@ from api.schemas import (
 )
 from api.streaming import SSE_HEADERS, SSE_KEEPALIVE, answer_events, sse, sse_response_doc
 from rag.answer import Answer, Turn
-from rag.text import byline, count_tokens, question_language
+from zh.text import byline, count_tokens, question_language
 
 __all__ = ["SOURCES_LABEL", "format_sources", "router", "split_messages", "strip_sources"]
 

@@ -1,7 +1,8 @@
 """Answer backends, chosen by name.
 
-Importing this package imports no backend: each is imported from ``BACKENDS`` when
-it is chosen (the extractive one pulls in jieba, the OpenAI one httpx).
+Importing this package imports no backend: each is imported when it is built from
+``BACKENDS`` (:mod:`rag.answer.registry`; the extractive one pulls in jieba, the
+OpenAI one httpx).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from rag.answer.base import (
     Draft,
     Turn,
 )
-from rag.text import REFUSALS as REFUSAL
+from rag.answer.registry import BACKENDS, Corpus, backend_spec, build_backend
+from zh.text import REFUSALS as REFUSAL
 
 __all__ = [
     "Answer",
@@ -24,14 +26,10 @@ __all__ = [
     "BackendError",
     "BACKENDS",
     "Citation",
+    "Corpus",
     "Draft",
     "REFUSAL",
     "Turn",
+    "backend_spec",
+    "build_backend",
 ]
-
-# name → dotted path of the class; imported only when chosen
-BACKENDS: dict[str, str] = {
-    "extractive": "rag.answer.extractive:ExtractiveBackend",
-    "openai": "rag.answer.openai:OpenAIBackend",
-    "local": "rag.answer.local:LocalBackend",  # llama.cpp server managed by rag (rag.llm)
-}

@@ -6,9 +6,9 @@ one that does not fit at a sentence end (a clean prefix, so quotes taken from it
 still verbatim), and stops there. A later, shorter passage is not pulled forward to
 fill the gap, because that would leave a hole in the numbering the verifier relies on.
 
-Tokens are counted with ``rag.text.count_tokens`` (tiktoken's offline ``cl100k_base``);
+Tokens are counted with ``zh.text.count_tokens`` (tiktoken's offline ``cl100k_base``);
 the server's own tokenizer may count differently, so the budget is a size guard, not
-an exact fit. Sentence ends are ``rag.text``'s, the same the citation verifier uses.
+an exact fit. Sentence ends are ``zh.text``'s, the same the citation verifier uses.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from rag.text import count_tokens, sentence_starts
 from rag.types import Passage
+from zh.text import count_tokens, sentence_starts
 
 __all__ = ["SEPARATOR", "fit_passages", "sentence_cuts"]
 

@@ -28,7 +28,7 @@ from rag.llm.install import active_model, llm_dir
 from rag.llm.models import DEFAULT_LOCAL_MODEL, MODELS
 from rag.llm.server import MODEL_ALIAS, LocalServer, ServerError
 from rag.settings import Settings
-from rag.text import has_han
+from zh.text import has_han
 
 __all__ = ["LocalBackend", "resolve_model"]
 

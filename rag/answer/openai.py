@@ -42,8 +42,8 @@ import prompts
 from rag.answer.base import AnswerBackend, AnswerRequest, BackendError, Draft, TokenCallback
 from rag.answer.budget import fit_passages
 from rag.settings import Settings
-from rag.text import byline, count_tokens
 from rag.types import Passage
+from zh.text import byline, count_tokens
 
 __all__ = ["OpenAIBackend", "build_messages", "parse_retry_after", "render_passage"]
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rag.embed.base import Embedder
-from rag.script import to_simplified
+from zh.script import to_simplified
 
 __all__ = ["HashEmbedder", "HASH_DIM", "HASH_MODEL_ID"]
 

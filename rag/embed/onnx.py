@@ -176,7 +176,7 @@ def _export_fp32(src_dir: Path, out_file: Path) -> tuple[int, int]:
     import torch
     from transformers import AutoModel
 
-    from rag.embed.sentence_transformers import _quiet_loading
+    from rag.embed.st_loading import _quiet_loading
 
     # eager attention exports as plain MatMul/Softmax, which the optimiser fuses;
     # the SDPA graph is not recognised by it
@@ -281,7 +281,7 @@ def verify_against_torch(
     onnx_dir: Path, torch_dir: Path, texts: Sequence[str], *, passage_prefix: str = "passage: "
 ) -> tuple[float, float]:
     """(min, mean) cosine between the ONNX model and the fp32 torch model on ``texts``."""
-    from rag.embed.sentence_transformers import load_sentence_transformer
+    from rag.embed.st_loading import load_sentence_transformer
 
     prefixed = [passage_prefix + t for t in texts]
     reference = load_sentence_transformer(torch_dir).encode(

@@ -10,8 +10,7 @@ air-gapped machine gets a clear error instead of a hang on the network.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from rag.embed.base import Embedder
 from rag.embed.provision import DEFAULT_MODEL_NAME, ensure_default_model, load_provenance
+from rag.embed.st_loading import DEFAULT_DEVICE, load_sentence_transformer
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -30,7 +30,6 @@ __all__ = [
     "DEFAULT_DEVICE",
 ]
 
-DEFAULT_DEVICE = "cpu"
 # With a progress callback, texts are encoded this many batches at a time, so the
 # callback fires regularly while sentence-transformers still sorts each group by
 # length; without one, everything goes to a single encode call.
@@ -46,35 +45,6 @@ class ModelUnavailableError(RuntimeError):
 
 def _to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def _quiet_loading() -> Iterator[None]:
-    """Silence transformers' per-load tqdm bars ("Loading weights …") and restore
-    the caller's setting afterwards."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
-def load_sentence_transformer(
-    name_or_path: str | Path, *, device: str = DEFAULT_DEVICE, local_files_only: bool = True
-) -> SentenceTransformer:
-    """Load a SentenceTransformer; by default without touching the network."""
-    from sentence_transformers import SentenceTransformer
-
-    with _quiet_loading():
-        model = SentenceTransformer(
-            str(name_or_path), device=device, local_files_only=local_files_only
-        )
-    model.eval()
-    return model
 
 
 def _unavailable(name: str, reason: str) -> ModelUnavailableError:

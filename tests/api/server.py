@@ -45,12 +45,12 @@ class ServerProcess(LoopbackProcess):
 def start_server(
     home: Path, log_dir: Path, *, ready: bool = True, host: str = "127.0.0.1", **env: str
 ) -> ServerProcess:
-    """Start ``python -m rag.cli serve`` and wait (bounded) for /healthz, and /readyz if asked."""
+    """Start ``python -m cli serve`` and wait (bounded) for /healthz, and /readyz if asked."""
     port = free_port()
     log_path = log_dir / f"serve-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli", "serve", "--host", host, "--port", str(port)],
+            [sys.executable, "-m", "cli", "serve", "--host", host, "--port", str(port)],
             cwd=REPO,
             env=server_env(home, **env),
             stdout=log,

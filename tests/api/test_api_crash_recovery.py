@@ -27,7 +27,7 @@ TIMEOUT_S = 60.0
 CHILD = f"""
 import os, sys
 from index.atomic import checkpoint_hook
-from rag.cli import app
+from cli.app import app
 
 def crash(step):
     if step == sys.argv[1]:
@@ -40,7 +40,7 @@ with checkpoint_hook(crash):
 
 def _rag(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "rag.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=REPO,
         env=server_env(home),
         capture_output=True,

@@ -123,7 +123,7 @@ SEED = 20240611
 
 
 def _ingest_cmd(folder: Path) -> list[str]:
-    return [sys.executable, "-m", "rag.cli", "ingest", str(folder)]
+    return [sys.executable, "-m", "cli", "ingest", str(folder)]
 
 
 def _ingest(folder: Path, home: Path) -> None:

@@ -101,7 +101,7 @@ def test_other_addresses_need_keys(host: str) -> None:
 def test_rag_serve_on_all_interfaces_without_keys_refuses_to_start(tmp_path: Path) -> None:
     env = {**os.environ, "RAG_HOME": str(tmp_path), "RAG_EMBED_MODEL": "hash", "RAG_API_KEYS": ""}
     proc = subprocess.run(
-        [sys.executable, "-m", "rag.cli", "serve", "--host", "0.0.0.0", "--port", "1"],
+        [sys.executable, "-m", "cli", "serve", "--host", "0.0.0.0", "--port", "1"],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from rag.script import detect_script
 from tests.fake_llm import PIECE_DELAY_S
 from tests.fake_llm import FakeLLM as SlowLLM
 from tests.web.harness import PHONE, TEST_API_KEY, Server, Tab
+from zh.script import detect_script
 
 try:
     from playwright.sync_api import Locator, Page, Request, Route, expect

@@ -21,7 +21,7 @@ from rag.pipeline import Pipeline, QueryError
 from rag.question import check_question, check_text, shorten
 from rag.retrieve import Filters
 from rag.settings import Settings
-from rag.text import byline
+from zh.text import byline
 
 app = typer.Typer(
     help="Cited question answering over Chinese speeches on mass-organisation work (群团工作).",
@@ -580,7 +580,3 @@ def serve(
 
 
 # ---------------------------------------------------------------------------- end serve
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()
