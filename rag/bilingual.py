@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from rag.text import is_chinese
+from zh.text import is_chinese
 
 __all__ = ["Lexicon", "english_groups", "english_terms", "is_english", "load_lexicon"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from rag.script import normalize_for_match, to_simplified
-from rag.text import cn_number
+from zh.script import normalize_for_match, to_simplified
+from zh.text import cn_number
 
 __all__ = [
     "asks_date",

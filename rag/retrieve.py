@@ -17,10 +17,10 @@ from rag.bilingual import is_english
 from rag.chunk import SECTION_SEPARATOR, common_path
 from rag.embed.base import Embedder
 from rag.intent import asked_count, asks_across, asks_date, asks_header, asks_list
-from rag.script import normalize_for_match, to_simplified
 from rag.sentences import enum_item, is_lead_in
-from rag.text import sentence_spans
 from rag.types import Chunk, Passage
+from zh.script import normalize_for_match, to_simplified
+from zh.text import sentence_spans
 
 __all__ = ["Filters", "Retriever", "RETRIEVERS", "FUSIONS", "rrf_fuse", "convex_fuse"]
 

@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from rag.script import to_simplified
 from rag.sentences import ENUM_START
-from rag.text import jieba
+from zh.script import to_simplified
+from zh.text import jieba
 
 __all__ = ["Expectation", "expectation", "names_person", "people"]
 

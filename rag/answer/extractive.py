@@ -22,15 +22,15 @@ from rag.answer.base import AnswerBackend, AnswerRequest, Draft, TokenCallback
 from rag.answer.expect import Expectation, expectation, names_person
 from rag.bilingual import is_english
 from rag.intent import asks_across, asks_date, asks_list, asks_meeting, asks_person
-from rag.script import to_simplified
 from rag.sentences import enum_item, is_lead_in
-from rag.text import CONTENT, REFUSALS, has_han, insert_markers, sentence_spans
-from rag.text import jieba as load_jieba
 from rag.types import Passage
+from zh.script import to_simplified
+from zh.text import CONTENT, REFUSALS, has_han, insert_markers, sentence_spans
+from zh.text import jieba as load_jieba
 
 __all__ = ["ExtractiveBackend", "REFUSAL", "question_terms", "Candidate"]
 
-REFUSAL = REFUSALS  # the one refusal text per language (rag.text)
+REFUSAL = REFUSALS  # the one refusal text per language (zh.text)
 LEAD_IN_EN = "The speeches say (quoted in Chinese):"
 
 # Interrogatives and words about the speeches themselves: they say what is asked,
