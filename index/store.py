@@ -206,9 +206,6 @@ class IndexStore:
                 raise StoreError(f"corrupt index pointer {self.root / 'CURRENT'}: {exc}") from exc
         return None
 
-    def exists(self) -> bool:
-        return self.current_generation() is not None
-
     def manifest(self) -> Manifest | None:
         """The manifest of the committed state, without loading the index."""
         with self._snapshot() as con:
