@@ -1,7 +1,7 @@
 """Ray ingest against the local engine on one machine: overhead with one worker, 1 → 2 workers,
 and whether the Ray-built index answers the gold questions with the local one's top-5.
 
-    python benchmarks/bench_ray.py [--backend torch|onnx] [--extra CSV_OR_FOLDER]
+    python benchmarks/bench_ray.py [--backend torch|onnx] [--extra CSV_OR_FOLDER] [--limit N]
 
 Three fresh ingests of the same files, each into its own temporary RAG_HOME: the local
 engine; `--engine ray` with one embedding actor holding every core (``worker_cpus`` =
@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--backend", default="torch", help="embedding backend: torch | onnx")
     ap.add_argument("--model", default=None, help="embedding model (default: settings)")
     ap.add_argument("--extra", type=Path, default=None, help="distractor folder or CSV")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N files")
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0))
 
@@ -69,6 +70,7 @@ def main() -> None:
         files = sorted(BUNDLED_CORPUS.glob("*.txt"))
         if args.extra:
             files += materialise_extra(args.extra, work / "x")
+        files = files[: args.limit] if args.limit else files
         base = Settings(models_home=Settings().models_dir, embed_backend=args.backend)
         if args.model:
             base = base.model_copy(update={"embed_model": args.model})
