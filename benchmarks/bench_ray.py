@@ -2,10 +2,13 @@
 and whether the Ray-built index answers the gold questions with the local one's top-5.
 
     python benchmarks/bench_ray.py [--backend torch|onnx] [--extra CSV_OR_FOLDER] [--limit N]
+        [--rounds 2]
 
 Three fresh ingests of the same files, each into its own temporary RAG_HOME: the local
 engine; `--engine ray` with one embedding actor holding every core (``worker_cpus`` =
-cores, so the same threads as local); and with one actor per core. Each Ray run starts
+cores, so the same threads as local); and with one actor per core. With ``--rounds 2``
+the three run again in reverse order and each engine's time is the sum of its two runs,
+so a load from other jobs that rises or falls during the run falls on all alike. Each Ray run starts
 and stops its own local Ray runtime inside the timing, as `rag ingest --engine ray`
 does, and loads the model in its actors inside the timing; the local engine's model
 load is timed apart, so the ratio is given both with and without it. Then every
@@ -62,6 +65,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="embedding model (default: settings)")
     ap.add_argument("--extra", type=Path, default=None, help="distractor folder or CSV")
     ap.add_argument("--limit", type=int, default=0, help="only the first N files")
+    ap.add_argument("--rounds", type=int, choices=(1, 2), default=1, help="2: ABC then CBA")
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0))
 
@@ -82,20 +86,27 @@ def main() -> None:
         local = Pipeline(settings("local"))
         local.embedder.embed_passages(["预热"])
         model_load = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        report = local.ingest(files)
-        times = {"local": time.perf_counter() - t0}
-        print(f"local: {times['local']:.1f} s (+ model load {model_load:.1f} s)", flush=True)
         runs = {"ray_1_worker": (1, cores), f"ray_{cores}_workers": (cores, 1)}
+        engines = ["local", *runs]
+        if args.rounds == 2:  # there and back: a load that drifts falls on every engine alike
+            engines += engines[::-1]
+        times = dict.fromkeys(["local", *runs], 0.0)
         stats: dict[str, RayIngestStats] = {}
-        for name, (workers, cpus) in runs.items():
-            stats[name] = RayIngestStats()
+        for i, name in enumerate(engines):
+            home = name if engines.index(name) == i else f"{name}_again"
             t0 = time.perf_counter()
-            ingest_on_ray(
-                settings(name), files, workers=workers, worker_cpus=cpus, stats=stats[name]
-            )
-            times[name] = time.perf_counter() - t0
-            print(f"{name}: {times[name]:.1f} s {stats[name]}", flush=True)
+            if name == "local":
+                pipe = Pipeline(settings(home), embedder=local.embedder)
+                report = pipe.ingest(files)
+            else:
+                workers, cpus = runs[name]
+                stats[name] = RayIngestStats()
+                ingest_on_ray(
+                    settings(home), files, workers=workers, worker_cpus=cpus, stats=stats[name]
+                )
+            took = time.perf_counter() - t0
+            times[name] += took
+            print(f"{name}: {took:.1f} s {stats.get(name, '')} load {os.getloadavg()}", flush=True)
 
         memo = QueryMemo(local.embedder)
         local = Pipeline(settings("local"), embedder=memo)
