@@ -145,6 +145,38 @@ def test_ray_ingest_on_two_nodes_equals_the_local_engine(
     assert again.unchanged and not again.added and stats.texts_embedded == 0
 
 
+SLOGAN = "某某市妇女联合会主办单位门户网站"  # a heading alone, furniture once shared
+
+
+def _speech_with_slogan(src: Path, dest: Path) -> Path:
+    dest.write_text(f"{SLOGAN}\n{src.read_text(encoding='utf-8')}", encoding="utf-8")
+    return dest
+
+
+@needs_ray
+@ray_internal_deprecation
+def test_lines_shared_with_indexed_documents_clean_on_the_cluster_as_locally(
+    cluster: str, corpus_dir: Path, tmp_path: Path
+) -> None:
+    """The second file alone keeps the slogan as a heading; with the first one indexed
+    the local engine counts the slogan as shared and drops it. The cluster must clean
+    it the same, or its chunks (and vectors) miss the commit's."""
+    from rag.ingest_ray import ingest_on_ray
+
+    first, second = sorted(corpus_dir.glob("*.txt"))[:2]
+    a = _speech_with_slogan(first, tmp_path / "a.txt")
+    b = _speech_with_slogan(second, tmp_path / "b.txt")
+    for name in ("local", "ray"):
+        Pipeline(_settings(tmp_path / name)).ingest([a])
+    Pipeline(_settings(tmp_path / "local")).ingest([b])
+    stats = RayIngestStats()
+    ingest_on_ray(_settings(tmp_path / "ray"), [b], address=cluster, workers=1, stats=stats)
+    assert stats.texts_embedded > 0 and stats.driver_misses == 0
+    want, got = (Pipeline(_settings(tmp_path / n)).state() for n in ("local", "ray"))
+    assert SLOGAN not in want.documents["b"].text
+    assert [c.text for c in got.chunks] == [c.text for c in want.chunks]
+
+
 def test_precomputed_embedder_serves_known_texts_and_embeds_the_rest() -> None:
     from rag.embed import HashEmbedder
 
@@ -182,38 +214,6 @@ def test_without_an_address_a_local_runtime_starts_even_beside_a_running_cluster
         stats=stats,
     )  # fmt: skip
     assert report.total_documents == 1 and stats.workers == 1 and stats.driver_misses == 0
-
-
-SLOGAN = "某某市妇女联合会主办单位门户网站"  # a heading alone, furniture once shared
-
-
-def _speech_with_slogan(src: Path, dest: Path) -> Path:
-    dest.write_text(f"{SLOGAN}\n{src.read_text(encoding='utf-8')}", encoding="utf-8")
-    return dest
-
-
-@needs_ray
-@ray_internal_deprecation
-def test_lines_shared_with_indexed_documents_clean_on_the_cluster_as_locally(
-    cluster: str, corpus_dir: Path, tmp_path: Path
-) -> None:
-    """The second file alone keeps the slogan as a heading; with the first one indexed
-    the local engine counts the slogan as shared and drops it. The cluster must clean
-    it the same, or its chunks (and vectors) miss the commit's."""
-    from rag.ingest_ray import ingest_on_ray
-
-    first, second = sorted(corpus_dir.glob("*.txt"))[:2]
-    a = _speech_with_slogan(first, tmp_path / "a.txt")
-    b = _speech_with_slogan(second, tmp_path / "b.txt")
-    for name in ("local", "ray"):
-        Pipeline(_settings(tmp_path / name)).ingest([a])
-    Pipeline(_settings(tmp_path / "local")).ingest([b])
-    stats = RayIngestStats()
-    ingest_on_ray(_settings(tmp_path / "ray"), [b], address=cluster, workers=1, stats=stats)
-    assert stats.texts_embedded > 0 and stats.driver_misses == 0
-    want, got = (Pipeline(_settings(tmp_path / n)).state() for n in ("local", "ray"))
-    assert SLOGAN not in want.documents["b"].text
-    assert [c.text for c in got.chunks] == [c.text for c in want.chunks]
 
 
 def test_the_cluster_embeds_in_the_local_engines_groups(corpus_dir: Path, tmp_path: Path) -> None:
