@@ -6,7 +6,6 @@ the test model cache; `make test-deps` builds it (`rag model install --onnx`).
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -23,10 +22,6 @@ from rag.embed.onnx import (
     verify_texts,
 )
 from rag.embed.provision import DEFAULT_MODEL_NAME, ProvisionError, load_provenance
-
-needs_onnx_package = pytest.mark.skipif(
-    importlib.util.find_spec("onnx") is None, reason=f"onnx not installed ({INSTALL_HINT})"
-)
 
 # ------------------------------------------------------------------ fast: choosing a backend
 
@@ -90,23 +85,6 @@ def test_verify_texts_span_short_sentences_to_long_paragraphs() -> None:
     lengths = [len(t) for t in texts]
     assert min(lengths) < 20 and max(lengths) > 300
     assert texts == verify_texts()  # the same sample every time
-
-
-@needs_onnx_package
-def test_only_the_matmuls_fed_by_a_gelu_stay_in_fp32() -> None:
-    """Per layer: QKV (Attention), attention output and FFN up-projection are int8;
-    the FFN down-projection (it reads the GELU's output) is left in fp32."""
-    from onnx import helper
-
-    nodes = [
-        helper.make_node("Attention", ["x", "w_qkv"], ["ctx"], name="Attention_0"),
-        helper.make_node("MatMul", ["ctx", "w_o"], ["attn"], name="attention/output/dense"),
-        helper.make_node("MatMul", ["attn", "w_up"], ["up"], name="intermediate/dense"),
-        helper.make_node("BiasGelu", ["up", "b_up"], ["act"], name="BiasGelu_0"),
-        helper.make_node("MatMul", ["act", "w_down"], ["down"], name="output/dense"),
-    ]
-    graph = helper.make_graph(nodes, "layer", inputs=[], outputs=[])
-    assert onnx.ffn_down_projections(graph) == ["output/dense"]
 
 
 # ------------------------------------------------------------------ the real model
