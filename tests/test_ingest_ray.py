@@ -240,3 +240,19 @@ def test_the_cluster_embeds_in_the_local_engines_groups(corpus_dir: Path, tmp_pa
         str(t) for t, s in zip(out["text"], out["sentence"], strict=True) if s
     ]
     assert embedding_groups(texts, settings.embed_batch_size * 4) == recording.calls
+
+
+@needs_ray
+@ray_internal_deprecation
+def test_a_local_runtimes_workers_run_at_the_commands_priority() -> None:
+    """Ray starts workers 15 steps nicer than itself; on a shared machine the embedding
+    actors then got only what other work left over, while the local engine does not."""
+    from rag.ingest_ray import _ray_runtime
+
+    with _ray_runtime(None, 1) as ray:
+
+        @ray.remote(num_cpus=1)
+        def niceness() -> int:
+            return os.nice(0)
+
+        assert ray.get(niceness.remote()) == os.nice(0)
