@@ -1,14 +1,19 @@
-"""`rag ingest --engine ray`: load, clean, chunk and embed on a Ray cluster (extra ``ray``).
+"""`rag ingest --engine ray`: clean, chunk and embed on a Ray cluster (extra ``ray``).
 
-    files ─► [Ray Data] read + line sets ─► (driver) lines shared by several files
-          ─► [Ray Data] clean + chunk ─► texts to embed
-          ─► [Ray Data, actor pool: one model per actor] embed, length-sorted batches
+    (driver) lines that several documents share
+          ─► [Ray Data over files] clean + chunk ─► texts to embed
+          ─► (driver) length order, cut into the local engine's embedding groups
+          ─► [Ray Data, actor pool: one model per actor] embed each group
           ─► (driver) Pipeline.ingest with those vectors ─► one atomic commit
 
-Cleaning drops page furniture: lines that several files of the batch share. That
-needs every file's lines, so loading is two passes: the first collects each file's
-line set, the driver counts them, the second cleans each file knowing the shared
-lines, exactly as ``rag.documents.load_documents`` does for the whole batch at once.
+Cleaning drops page furniture: lines that several files of the batch (or documents
+already indexed) share. The driver counts them before the cluster starts: reading
+and splitting lines is cheap, and it spares the cluster a pass over the files.
+
+The texts are embedded in the groups ``Pipeline._embed_all`` forms (all texts in
+length order, ``embed_batch_size * 4`` per call), so each text shares its batch
+with the same neighbours as in a local ingest: the same padding, and with int8
+ONNX the same activation scales, hence the same vectors.
 
 The commit goes through the local engine's own path: the driver calls
 ``Pipeline(settings, embedder=PrecomputedEmbedder(...)).ingest(paths, rebuild=...)``.
@@ -27,7 +32,6 @@ Every node needs this package (same version) and the input files at the same pat
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -43,11 +47,18 @@ import numpy as np
 from rag.embed.base import Embedder
 from rag.settings import Settings
 
-__all__ = ["RayIngestStats", "PrecomputedEmbedder", "ray_available", "ingest_on_ray"]
+__all__ = [
+    "RayIngestStats",
+    "PrecomputedEmbedder",
+    "embedding_groups",
+    "ray_available",
+    "ingest_on_ray",
+]
 
 INSTALL_HINT = "pip install 'qunti-rag[ray]'"
 FILES_PER_TASK = 8  # files per load/clean/chunk batch
-TEXTS_PER_BATCH = 256  # texts per embedding call of an actor
+LOCAL_WORKER_NICENESS = 0  # added to the command's niceness for a local runtime's workers
+GROUPS_PER_CALL = 4  # embedding groups (embed_batch_size * 4 texts each) per actor call
 
 Progress = Callable[[str, int, int], None]
 
@@ -111,40 +122,51 @@ class PrecomputedEmbedder(Embedder):
 # ----------------------------------------------------------------------- the stages
 
 
-def _digest(line: str) -> bytes:
-    return hashlib.blake2b(line.encode("utf-8"), digest_size=12).digest()
-
-
-def _line_sets(batch: dict[str, np.ndarray], settings: Settings) -> dict[str, Any]:
-    """Pass 1: a digest for every distinct non-empty line of each readable file."""
+def _read_lines(path: Path, settings: Settings) -> set[str] | None:
+    """A file's distinct non-empty stripped lines, or None when it cannot be read."""
     from rag.clean import _strip
     from rag.load import LoadError, read_file
 
-    digests: list[bytes] = []
-    for path in batch["path"]:
-        try:
-            raw = read_file(
-                Path(path), max_text_mb=settings.max_text_mb, max_file_mb=settings.max_file_mb
-            )
-        except LoadError:
-            continue  # reported by the driver's own load
-        lines = {_strip(ln) for ln in raw.text.split("\n")} - {""}
-        digests.extend(_digest(ln) for ln in lines)  # each file counts a line once
-    return {"digest": np.array(digests, dtype=object)}
+    try:
+        raw = read_file(path, max_text_mb=settings.max_text_mb, max_file_mb=settings.max_file_mb)
+    except LoadError:
+        return None  # reported by the commit's own load
+    return {_strip(ln) for ln in raw.text.split("\n")} - {""}
+
+
+def _shared_lines(
+    files: Sequence[Path], settings: Settings, known: Callable[[list[tuple[str, set[str]]]], Any]
+) -> set[str]:
+    """Lines that several documents hold: several of ``files``, or one of them and
+    documents already indexed (``known``, the store's line counts), as
+    ``rag.documents.load_documents`` counts them. On the driver: reading and splitting
+    lines is cheap next to cleaning, chunking and embedding, and it spares the
+    cluster a whole pass over the files."""
+    counts: Counter[str] = Counter()
+    own: list[tuple[str, set[str]]] = []
+    for path in files:
+        lines = _read_lines(path, settings)
+        if lines is not None:
+            counts.update(lines)  # each file counts a line once
+            own.append((str(path), lines))
+    counts.update(known(own))
+    return {line for line, n in counts.items() if n > 1}
 
 
 def _texts(
-    batch: dict[str, np.ndarray], settings: Settings, shared: set[bytes], indexed: set[str]
+    batch: dict[str, np.ndarray], settings: Settings, shared: set[str], indexed: set[str]
 ) -> dict[str, Any]:
-    """Pass 2: clean and chunk each file; the texts the pipeline will embed for it."""
+    """Clean and chunk each file; the texts the pipeline will embed for it, in the
+    pipeline's order (a file's chunk texts, then its chunks' sentences)."""
+    from index.state import sentence_texts
     from rag.chunk import chunk_document
     from rag.clean import _strip, clean_document
     from rag.load import LoadError, read_file
     from rag.load import read_sidecar as _read_sidecar
-    from rag.script import to_simplified
-    from rag.sentences import sentence_spans
+    from zh.script import to_simplified
 
-    texts: list[str] = []
+    chunk_texts: list[str] = []
+    sentences: list[str] = []
     for path in batch["path"]:
         try:
             raw = read_file(
@@ -154,9 +176,12 @@ def _texts(
         except LoadError:
             continue
         own = {_strip(ln) for ln in raw.text.split("\n")} - {""}
-        others = [ln for ln in own if _digest(ln) in shared]
         doc = clean_document(
-            raw, doc_id=Path(path).stem, source=str(path), sidecar=sidecar, others=others
+            raw,
+            doc_id=Path(path).stem,
+            source=str(path),
+            sidecar=sidecar,
+            others=list(own & shared),
         )
         if not doc.text.strip() or doc.sha256 in indexed:
             continue  # empty, or indexed already and unchanged: nothing to embed
@@ -165,16 +190,26 @@ def _texts(
             max_tokens=settings.chunk_max_tokens,
             overlap_tokens=settings.chunk_overlap_tokens,
         )
-        texts.extend(to_simplified(c.index_text or c.text) for c in chunks)
+        chunk_texts.extend(to_simplified(c.index_text or c.text) for c in chunks)
         if settings.sentence_vectors:
-            texts.extend(
-                to_simplified(c.text[s:e]) for c in chunks for s, e in sentence_spans(c.text)
-            )
-    return {"text": np.array(texts, dtype=object)}
+            sentences.extend(sentence_texts(chunks)[0])  # the store's own layout
+    return {
+        "text": np.array(chunk_texts + sentences, dtype=object),
+        "sentence": np.array([False] * len(chunk_texts) + [True] * len(sentences)),
+    }
+
+
+def embedding_groups(texts: Sequence[str], step: int) -> list[list[str]]:
+    """The texts in length order, cut into the groups of ``step`` that
+    ``Pipeline._embed_all`` hands to the embedder one call each: the same order and
+    the same groups, so each text is padded (and, with int8, its activations scaled)
+    alongside the same neighbours as in a local ingest."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return [[texts[j] for j in order[i : i + step]] for i in range(0, len(order), step)]
 
 
 class _EmbedActor:
-    """One embedding model per actor, loaded once; batches embedded in length order."""
+    """One embedding model per actor, loaded once; each row is one embedding group."""
 
     def __init__(self, settings: Settings, threads: int) -> None:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # onnx and torch: this actor's CPUs
@@ -189,13 +224,15 @@ class _EmbedActor:
         self.embedder = build_embedder(settings)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        texts = [str(t) for t in batch["text"]]
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        vectors = np.empty((len(texts), self.embedder.dim), dtype=np.float32)
-        vectors[order] = self.embedder.embed_passages([texts[i] for i in order])
+        texts: list[str] = []
+        parts = [np.zeros((0, self.embedder.dim), np.float32)]
+        for group in batch["group"]:  # one embedder call per group, as the local engine
+            group = [str(t) for t in group]
+            texts.extend(group)
+            parts.append(self.embedder.embed_passages(group))
         return {
-            "text": batch["text"],
-            "vector": vectors,
+            "text": np.array(texts, dtype=object),
+            "vector": np.vstack(parts),
             "model": np.array([f"{self.embedder.model_id}\t{self.embedder.dim}"] * len(texts)),
         }
 
@@ -219,7 +256,17 @@ def _ray_runtime(address: str | None, num_cpus: int | None) -> Iterator[Any]:
     if address:
         ray.init(address=address, **kwargs)
     else:  # "local": a new runtime even when another cluster runs on this machine
-        ray.init(address="local", num_cpus=num_cpus, **kwargs)
+        # Ray starts its workers 15 steps nicer than itself (``worker_niceness``), so
+        # on a machine shared with other work the embedding actors got the leftovers
+        # (measured: an actor at nice 19 beside the driver's nice 10) while the local
+        # engine embeds at the command's own priority. The runtime is this command's
+        # alone: its workers run at the command's priority.
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            _system_config={"worker_niceness": LOCAL_WORKER_NICENESS},
+            **kwargs,
+        )
     try:
         yield ray
     finally:
@@ -258,68 +305,79 @@ def ingest_on_ray(
     indexed: set[str] = set()
     if not rebuild:
         try:
-            old = pipeline.store.load()
+            old = pipeline.store.indexed_documents()
         except Exception:  # unreadable: the pipeline's own ingest reports it
-            old = None
-        if old is not None:
-            indexed = {d.sha256 for d in old.documents.values()}
+            old = {}
+        indexed = {d.sha256 for d in old.values()}
+
+    def known_lines(own: list[tuple[str, set[str]]]) -> Any:
+        try:
+            return pipeline.store.line_counts(own)
+        except Exception:  # unreadable index: the batch's own counts
+            return {}
+
+    t0 = time.perf_counter()
+    shared = _shared_lines(files, settings, known_lines)
+    seconds["lines"] = time.perf_counter() - t0
 
     vectors: dict[str, np.ndarray] = {}
     model: str | None = None
     local_cpus = worker_cpus * workers if workers else None
+    t0 = time.perf_counter()
     with _ray_runtime(address, local_cpus) as ray:
         import ray.data
 
+        seconds["ray start"] = time.perf_counter() - t0
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.verbose_progress = False
+        ctx.execution_options.preserve_order = True  # the files' order, as the pipeline's
         n_workers = workers or max(int(ray.cluster_resources().get("CPU", 1)) // worker_cpus, 1)
         stats.workers = n_workers
+
         t0 = time.perf_counter()
         items = [{"path": str(f)} for f in files]
         blocks = max(-(-len(items) // FILES_PER_TASK), 1)
-        line_sets = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
-            _line_sets, batch_size=FILES_PER_TASK, fn_kwargs={"settings": settings}
+        chunked = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+            _texts,
+            batch_size=FILES_PER_TASK,
+            fn_kwargs={"settings": settings, "shared": shared, "indexed": indexed},
         )
-        counts: Counter[bytes] = Counter()
-        for part in line_sets.iter_batches(batch_size=65536, batch_format="numpy"):
-            counts.update(bytes(d) for d in part["digest"])
-        shared = {d for d, n in counts.items() if n > 1}
-        seconds["lines"] = time.perf_counter() - t0
+        chunk_texts: list[str] = []
+        sentences: list[str] = []
+        for part in chunked.iter_batches(batch_size=None, batch_format="numpy"):
+            for text, is_sentence in zip(part["text"], part["sentence"], strict=True):
+                (sentences if is_sentence else chunk_texts).append(str(text))
+        seconds["clean+chunk"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        texts = (
-            ray.data.from_items(items)
-            .map_batches(
-                _texts,
-                batch_size=FILES_PER_TASK,
-                fn_kwargs={"settings": settings, "shared": shared, "indexed": indexed},
-            )
-            .materialize()
-        )
-        total = texts.count()
-        # at least one block per actor, so every actor gets work (materialised first: the
-        # actor pool would otherwise hold every CPU the repartition tasks wait for)
-        texts = texts.repartition(max(-(-total // TEXTS_PER_BATCH), n_workers)).materialize()
-        embedded = texts.map_batches(
-            _EmbedActor,
-            batch_size=TEXTS_PER_BATCH,
-            compute=ray.data.ActorPoolStrategy(size=n_workers),
-            num_cpus=worker_cpus,
-            fn_constructor_kwargs={"settings": settings, "threads": worker_cpus},
-        )  # Ray Data restarts a dead actor (max_restarts=-1) and retries its batch
+        groups = embedding_groups(chunk_texts + sentences, max(settings.embed_batch_size * 4, 1))
+        total = len(chunk_texts) + len(sentences)
         done = 0
-        for batch in embedded.iter_batches(batch_size=TEXTS_PER_BATCH, batch_format="numpy"):
-            for text, vec in zip(batch["text"], batch["vector"], strict=True):
-                vectors[str(text)] = np.asarray(vec, dtype=np.float32)
-            if len(batch["model"]):
-                model = str(batch["model"][0])
-            done += len(batch["text"])
-            if progress:
-                progress("embed (ray)", done, total)
+        if groups:
+            # every actor gets blocks; a call embeds GROUPS_PER_CALL groups
+            rows = [{"group": g} for g in groups]
+            n_blocks = min(len(rows), max(-(-len(rows) // GROUPS_PER_CALL), n_workers))
+            embedded = ray.data.from_items(rows, override_num_blocks=n_blocks).map_batches(
+                _EmbedActor,
+                batch_size=GROUPS_PER_CALL,
+                compute=ray.data.ActorPoolStrategy(size=n_workers),
+                num_cpus=worker_cpus,
+                fn_constructor_kwargs={"settings": settings, "threads": worker_cpus},
+            )  # Ray Data restarts a dead actor (max_restarts=-1) and retries its batch
+            for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+                for text, vec in zip(batch["text"], batch["vector"], strict=True):
+                    vectors[str(text)] = np.asarray(vec, dtype=np.float32)
+                if len(batch["model"]):
+                    model = str(batch["model"][0])
+                done += len(batch["text"])
+                if progress:
+                    progress("embed (ray)", done, total)
         stats.texts_embedded = done
-        seconds["chunk+embed"] = time.perf_counter() - t0
+        seconds["embed"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+    seconds["ray stop"] = time.perf_counter() - t0
 
     if model is not None:
         model_id, dim = model.rsplit("\t", 1)

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +145,38 @@ def test_ray_ingest_on_two_nodes_equals_the_local_engine(
     assert again.unchanged and not again.added and stats.texts_embedded == 0
 
 
+SLOGAN = "某某市妇女联合会主办单位门户网站"  # a heading alone, furniture once shared
+
+
+def _speech_with_slogan(src: Path, dest: Path) -> Path:
+    dest.write_text(f"{SLOGAN}\n{src.read_text(encoding='utf-8')}", encoding="utf-8")
+    return dest
+
+
+@needs_ray
+@ray_internal_deprecation
+def test_lines_shared_with_indexed_documents_clean_on_the_cluster_as_locally(
+    cluster: str, corpus_dir: Path, tmp_path: Path
+) -> None:
+    """The second file alone keeps the slogan as a heading; with the first one indexed
+    the local engine counts the slogan as shared and drops it. The cluster must clean
+    it the same, or its chunks (and vectors) miss the commit's."""
+    from rag.ingest_ray import ingest_on_ray
+
+    first, second = sorted(corpus_dir.glob("*.txt"))[:2]
+    a = _speech_with_slogan(first, tmp_path / "a.txt")
+    b = _speech_with_slogan(second, tmp_path / "b.txt")
+    for name in ("local", "ray"):
+        Pipeline(_settings(tmp_path / name)).ingest([a])
+    Pipeline(_settings(tmp_path / "local")).ingest([b])
+    stats = RayIngestStats()
+    ingest_on_ray(_settings(tmp_path / "ray"), [b], address=cluster, workers=1, stats=stats)
+    assert stats.texts_embedded > 0 and stats.driver_misses == 0
+    want, got = (Pipeline(_settings(tmp_path / n)).state() for n in ("local", "ray"))
+    assert SLOGAN not in want.documents["b"].text
+    assert [c.text for c in got.chunks] == [c.text for c in want.chunks]
+
+
 def test_precomputed_embedder_serves_known_texts_and_embeds_the_rest() -> None:
     from rag.embed import HashEmbedder
 
@@ -182,3 +214,45 @@ def test_without_an_address_a_local_runtime_starts_even_beside_a_running_cluster
         stats=stats,
     )  # fmt: skip
     assert report.total_documents == 1 and stats.workers == 1 and stats.driver_misses == 0
+
+
+def test_the_cluster_embeds_in_the_local_engines_groups(corpus_dir: Path, tmp_path: Path) -> None:
+    """Same texts, same length order, same groups per embedder call as a local ingest,
+    so a batch-dependent embedder (dynamic int8) gives the same vectors on Ray."""
+    from rag.embed import HashEmbedder
+    from rag.ingest_ray import _shared_lines, _texts, embedding_groups
+
+    class Recording(HashEmbedder):
+        calls: list[list[str]] = []
+
+        def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+            self.calls.append(list(texts))
+            return super().embed_passages(texts)
+
+    settings = _settings(tmp_path / "local")
+    files = sorted(corpus_dir.glob("*.txt"))
+    recording = Recording()
+    Pipeline(settings, embedder=recording).ingest(files)
+
+    shared = _shared_lines(files, settings, lambda _own: {})
+    out = _texts({"path": np.array([str(f) for f in files], dtype=object)}, settings, shared, set())
+    texts = [str(t) for t, s in zip(out["text"], out["sentence"], strict=True) if not s] + [
+        str(t) for t, s in zip(out["text"], out["sentence"], strict=True) if s
+    ]
+    assert embedding_groups(texts, settings.embed_batch_size * 4) == recording.calls
+
+
+@needs_ray
+@ray_internal_deprecation
+def test_a_local_runtimes_workers_run_at_the_commands_priority() -> None:
+    """Ray starts workers 15 steps nicer than itself; on a shared machine the embedding
+    actors then got only what other work left over, while the local engine does not."""
+    from rag.ingest_ray import _ray_runtime
+
+    with _ray_runtime(None, 1) as ray:
+
+        @ray.remote(num_cpus=1)
+        def niceness() -> int:
+            return os.nice(0)
+
+        assert ray.get(niceness.remote()) == os.nice(0)
