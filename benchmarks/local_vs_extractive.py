@@ -5,7 +5,7 @@
 
 Both backends answer the same gold questions over the same cached index in the same
 process (so they see the same machine load); prints one row per backend and writes each
-run's report under --report. Do not run it on eval/gold/test.jsonl (a frozen split).
+run's report under --report. On eval/gold/test.jsonl (the frozen split) it reports; never tune on it.
 """
 
 from __future__ import annotations
