@@ -143,6 +143,12 @@ def _strip(line: str) -> str:
     return line.strip().strip("\u200b\ufeff").strip()
 
 
+def line_set(text: str) -> set[str]:
+    """A text's distinct non-empty stripped lines: what a batch counts to find the
+    lines several documents share."""
+    return {_strip(ln) for ln in text.split("\n")} - {""}
+
+
 def _han(text: str) -> int:
     return len(HAN.findall(text))
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.clean import _strip, clean_document
+from rag.clean import clean_document, line_set
 from rag.load import (
     DEFAULT_MAX_FILE_MB,
     DEFAULT_MAX_TEXT_MB,
@@ -58,7 +58,7 @@ def load_documents(
         except LoadError as exc:
             skipped.append(SkippedFile(exc.path, exc.reason))
 
-    line_sets = [{_strip(ln) for ln in raw.text.split("\n")} - {""} for raw, _ in loaded]
+    line_sets = [line_set(raw.text) for raw, _ in loaded]
     doc_freq = Counter(line for lines in line_sets for line in lines)
     if known_lines is not None:
         doc_freq.update(

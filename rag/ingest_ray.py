@@ -124,14 +124,14 @@ class PrecomputedEmbedder(Embedder):
 
 def _read_lines(path: Path, settings: Settings) -> set[str] | None:
     """A file's distinct non-empty stripped lines, or None when it cannot be read."""
-    from rag.clean import _strip
+    from rag.clean import line_set
     from rag.load import LoadError, read_file
 
     try:
         raw = read_file(path, max_text_mb=settings.max_text_mb, max_file_mb=settings.max_file_mb)
     except LoadError:
         return None  # reported by the commit's own load
-    return {_strip(ln) for ln in raw.text.split("\n")} - {""}
+    return line_set(raw.text)
 
 
 def _shared_lines(
@@ -160,7 +160,7 @@ def _texts(
     pipeline's order (a file's chunk texts, then its chunks' sentences)."""
     from index.state import sentence_texts
     from rag.chunk import chunk_document
-    from rag.clean import _strip, clean_document
+    from rag.clean import clean_document, line_set
     from rag.load import LoadError, read_file
     from rag.load import read_sidecar as _read_sidecar
     from zh.script import to_simplified
@@ -175,7 +175,7 @@ def _texts(
             sidecar = _read_sidecar(Path(path))
         except LoadError:
             continue
-        own = {_strip(ln) for ln in raw.text.split("\n")} - {""}
+        own = line_set(raw.text)
         doc = clean_document(
             raw,
             doc_id=Path(path).stem,
