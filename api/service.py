@@ -27,7 +27,8 @@ from api.uploads import UPLOAD_DIR, clean_orphans
 from index.store import IndexStore, StoreError
 from rag.answer import AnswerBackend, backend_spec
 from rag.embed.base import Embedder
-from rag.pipeline import IngestReport, Pipeline, build_embedder
+from rag.ingest import IngestReport, build_embedder
+from rag.pipeline import Pipeline
 from rag.settings import Settings
 
 __all__ = ["FifoLock", "LockedEmbedder", "NotReady", "ServedPipeline", "Service", "SharedBackends"]

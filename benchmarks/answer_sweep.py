@@ -30,6 +30,11 @@ GRID: dict[str, tuple[float, ...]] = {
     "LIST_DEPTH": (1, 2, 4, 8),
     "LIST_KEEP": (0.6, 0.7, 0.8, 0.9, 1.0),
     "FOCUS_WINDOW": (2, 4, 8, 12, 20, 1000),
+    "INTENT_BOOST": (0.0, 0.15, 0.35, 0.5, 1.0),
+    "RANK_PRIOR": (0.0, 0.03, 0.06, 0.12, 0.25),
+    "SCOPE_MATCH": (0.4, 0.5, 0.6, 0.8, 1.01),
+    "LOOKAHEAD": (1, 2, 3, 5),
+    "ANSWERABILITY_DEPTH": (1, 2, 3, 5),
 }
 # the module each constant lives in (rag.answer.extractive unless named here)
 HOME = {"FOCUS_WINDOW": expect}

@@ -34,7 +34,7 @@ def run(pipeline: Pipeline, backend: str, questions: list[str], repeats: int) ->
     degraded = 0
     for _ in range(repeats):
         for q in questions:
-            pipeline._query_vectors.clear()  # embed the question every time, as a new one is
+            pipeline.query_vectors.clear()  # embed the question every time, as a new one is
             t0 = time.perf_counter()
             a = pipeline.ask(q, backend=backend)
             stages["total"].append((time.perf_counter() - t0) * 1000)

@@ -55,7 +55,7 @@ def bench(name: str, files: list[Path], sentence_vectors: bool, repeats: int) ->
         lat: list[float] = []
         for _ in range(repeats):
             for q in questions:
-                pipeline._query_vectors.clear()  # measure real query embedding every time
+                pipeline.query_vectors.clear()  # measure real query embedding every time
                 t0 = time.perf_counter()
                 pipeline.search(q, 5)
                 lat.append((time.perf_counter() - t0) * 1000)

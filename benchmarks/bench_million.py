@@ -56,7 +56,7 @@ def real_vectors(cache: Path) -> tuple[np.ndarray, np.ndarray]:
     if path.exists():
         data = np.load(path)
         return data["base"], data["queries"]
-    from rag.pipeline import build_embedder
+    from rag.ingest import build_embedder
     from rag.settings import Settings
 
     paras = paragraphs(CSV)

@@ -4,19 +4,19 @@
           ─► [Ray Data over files] clean + chunk ─► texts to embed
           ─► (driver) length order, cut into the local engine's embedding groups
           ─► [Ray Data, actor pool: one model per actor] embed each group
-          ─► (driver) Pipeline.ingest with those vectors ─► one atomic commit
+          ─► (driver) the local engine's Ingestor with those vectors ─► one atomic commit
 
 Cleaning drops page furniture: lines that several files of the batch (or documents
 already indexed) share. The driver counts them before the cluster starts: reading
 and splitting lines is cheap, and it spares the cluster a pass over the files.
 
-The texts are embedded in the groups ``Pipeline._embed_all`` forms (all texts in
+The texts are embedded in the groups ``rag.ingest.Ingestor.embed`` forms (all texts in
 length order, ``embed_batch_size * 4`` per call), so each text shares its batch
 with the same neighbours as in a local ingest: the same padding, and with int8
 ONNX the same activation scales, hence the same vectors.
 
 The commit goes through the local engine's own path: the driver calls
-``Pipeline(settings, embedder=PrecomputedEmbedder(...)).ingest(paths, rebuild=...)``.
+``Ingestor(settings, store, PrecomputedEmbedder(...)).run(paths, rebuild=...)``.
 That re-reads, cleans and chunks the files on the driver (cheap next to embedding)
 and asks its embedder for the chunk and sentence vectors, which the precomputed
 embedder serves from what the cluster computed; a text the cluster did not embed
@@ -50,7 +50,6 @@ from rag.settings import Settings
 __all__ = [
     "RayIngestStats",
     "PrecomputedEmbedder",
-    "embedding_groups",
     "ray_available",
     "ingest_on_ray",
 ]
@@ -199,15 +198,6 @@ def _texts(
     }
 
 
-def embedding_groups(texts: Sequence[str], step: int) -> list[list[str]]:
-    """The texts in length order, cut into the groups of ``step`` that
-    ``Pipeline._embed_all`` hands to the embedder one call each: the same order and
-    the same groups, so each text is padded (and, with int8, its activations scaled)
-    alongside the same neighbours as in a local ingest."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    return [[texts[j] for j in order[i : i + step]] for i in range(0, len(order), step)]
-
-
 class _EmbedActor:
     """One embedding model per actor, loaded once; each row is one embedding group."""
 
@@ -219,7 +209,7 @@ class _EmbedActor:
             torch.set_num_threads(threads)
         except ImportError:  # pragma: no cover - torch is a core dependency
             pass
-        from rag.pipeline import build_embedder
+        from rag.ingest import build_embedder
 
         self.embedder = build_embedder(settings)
 
@@ -284,7 +274,7 @@ def ingest_on_ray(
     progress: Progress | None = None,
     stats: RayIngestStats | None = None,
 ) -> Any:
-    """Ingest ``paths`` as :meth:`rag.pipeline.Pipeline.ingest` does, with the
+    """Ingest ``paths`` as :meth:`rag.ingest.Ingestor.run` does, with the
     load/clean/chunk and embedding work done on Ray; returns its ``IngestReport``.
 
     ``address``: an existing cluster (``ray start --head`` / KubeRay), else a local Ray
@@ -293,26 +283,27 @@ def ingest_on_ray(
     """
     if not ray_available():
         raise RuntimeError(f"--engine ray needs Ray: {INSTALL_HINT}")
+    from index.store import IndexStore
+    from rag.ingest import BUNDLED_CORPUS, Ingestor, build_embedder, embedding_groups
     from rag.load import iter_input_files
-    from rag.pipeline import BUNDLED_CORPUS, Pipeline, build_embedder
 
     stats = stats if stats is not None else RayIngestStats()
     seconds: dict[str, float] = {}
     paths = list(paths) if paths else [BUNDLED_CORPUS]
     files, _ = iter_input_files(paths)
     stats.files = len(files)
-    pipeline = Pipeline(settings)
+    store = IndexStore(settings.home)
     indexed: set[str] = set()
     if not rebuild:
         try:
-            old = pipeline.store.indexed_documents()
+            old = store.indexed_documents()
         except Exception:  # unreadable: the pipeline's own ingest reports it
             old = {}
         indexed = {d.sha256 for d in old.values()}
 
     def known_lines(own: list[tuple[str, set[str]]]) -> Any:
         try:
-            return pipeline.store.line_counts(own)
+            return store.line_counts(own)
         except Exception:  # unreadable index: the batch's own counts
             return {}
 
@@ -393,7 +384,7 @@ def ingest_on_ray(
             vectors, model_id=real.model_id, dim=real.dim, fallback=lambda: real
         )
     t0 = time.perf_counter()
-    report = Pipeline(settings, embedder=embedder).ingest(paths, rebuild=rebuild, progress=progress)
+    report = Ingestor(settings, store, embedder).run(paths, rebuild=rebuild, progress=progress)
     seconds["commit"] = time.perf_counter() - t0
     stats.driver_misses = embedder.misses
     stats.seconds = seconds

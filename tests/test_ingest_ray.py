@@ -220,7 +220,8 @@ def test_the_cluster_embeds_in_the_local_engines_groups(corpus_dir: Path, tmp_pa
     """Same texts, same length order, same groups per embedder call as a local ingest,
     so a batch-dependent embedder (dynamic int8) gives the same vectors on Ray."""
     from rag.embed import HashEmbedder
-    from rag.ingest_ray import _shared_lines, _texts, embedding_groups
+    from rag.ingest import embedding_groups
+    from rag.ingest_ray import _shared_lines, _texts
 
     class Recording(HashEmbedder):
         calls: list[list[str]] = []

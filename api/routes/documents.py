@@ -29,7 +29,7 @@ from api.uploads import (
     store_upload,
     upload_root,
 )
-from rag.pipeline import IngestReport
+from rag.ingest import IngestReport
 from rag.settings import Settings
 
 __all__ = ["router"]

@@ -25,6 +25,9 @@ from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
 EXAMPLES = {GenerationMode.POSITIVE: 60, GenerationMode.NEGATIVE: 40}
+# How long one in-process call may take: a bound on a hang, not a speed target (the
+# transport's own 10 s was reached by a first search on a machine busy with other work).
+CALL_TIMEOUT = 120
 OPERATIONS = [
     ("POST", "/v1/search"),
     ("POST", "/v1/ask"),
@@ -79,7 +82,7 @@ def test_api_conforms_to_its_schema(api_schema: Any, method: str, path: str, mod
         suppress_health_check=list(HealthCheck),
     )
     def check(case: Any) -> None:
-        response = case.call()
+        response = case.call(timeout=CALL_TIMEOUT)
         assert response.status_code < 500, (case.method, case.path, response.text[:500])
         excluded = [positive_data_acceptance] if path in SEMANTIC_RULES else []
         case.validate_response(response, excluded_checks=excluded)
