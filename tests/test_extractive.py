@@ -115,3 +115,48 @@ def test_a_question_naming_a_part_is_answered_from_inside_it_not_by_its_heading(
     )
     _, cited = compose("讲到同步建设党群阵地时，要把哪些场所作为活动阵地？", [passage("a", text)])
     assert cited == ["要把村级公共服务中心作为活动阵地,让这些场所成为群众之家[1]。"]
+
+
+def _at(doc_id: str, text: str, start: int, section: str = "三、加强领导") -> Passage:
+    """A passage of speech ``doc_id`` that starts at ``start`` in its text."""
+    chunk = Chunk(f"{doc_id}#{start}", doc_id, start, start + len(text), text, section,
+                  [section], text)  # fmt: skip
+    return Passage(chunk, DocMeta(title="苏宁的讲话", speaker="苏宁"), 1.0)
+
+
+def test_a_list_that_runs_into_the_next_retrieved_passage_is_read_whole() -> None:
+    head = "三、加强领导,切实保证活动取得实效\n各级组织要把活动列入议程,做到“两加强两坚持”。"
+    rest = "一要加强组织领导。成立领导小组。二要加强监督检查。三要坚持典型引路。四要坚持制度创新。"
+    passages = [_at("a", head, 0), _at("z", "无关的话。", 0), _at("a", rest, len(head))]
+    _, cited = compose("“两加强两坚持”分别是什么？", passages)
+    assert cited == ["一要加强组织领导[3]。", "二要加强监督检查[3]。", "三要坚持典型引路[3]。",
+                     "四要坚持制度创新[3]。"]  # fmt: skip
+    # a passage from another section does not continue it
+    other = [_at("a", head, 0), _at("a", rest, len(head), section="四、其他")]
+    _, cited = compose("“两加强两坚持”分别是什么？", other)
+    assert not any("一要" in line for line in cited)
+
+
+def test_a_section_heading_alone_announces_the_list_its_section_opens_with() -> None:
+    text = (
+        "三、加强领导,切实保证活动取得实效\n开展活动是重要途径。各级组织要列入议程。"
+        "一要加强组织领导。二要加强监督检查。\n四、其他工作\n要总结经验。"
+    )
+    _, cited = compose("苏宁在加强领导方面提出哪两点要求？", [passage("a", text)])
+    assert cited == ["一要加强组织领导[1]。", "二要加强监督检查[1]。"]
+
+
+def test_a_semicolon_list_opened_by_a_colon_is_quoted_clause_by_clause() -> None:
+    text = (
+        "工作中存在一些问题和不足,具体表现在:思想认识还有待提高,参与热情不高;"
+        "推进工作不够平衡;工作推动还缺乏有效抓手,等等。对这些问题,我们要予以重视。"
+    )
+    _, cited = compose("工作存在哪些问题和不足？", [passage("a", text)])
+    assert [c.split("[")[0] for c in cited] == [
+        "工作中存在一些问题和不足,具体表现在:思想认识还有待提高,参与热情不高",
+        "推进工作不够平衡",
+        "工作推动还缺乏有效抓手,等等",
+    ]
+    # without the colon that opens it, a run of semicolons is not taken for a list
+    _, cited = compose("工作存在哪些问题和不足？", [passage("a", text.replace("具体表现在:", ""))])
+    assert len(cited) == 1

@@ -72,6 +72,8 @@ MAX_SPEECHES = 5
 MAX_SENTENCES = 3
 MAX_LIST_ITEMS = 8
 LOOKAHEAD = 3  # sentences after a lead-in in which a list may start
+# the numbering of section headings (“三、…”, “（二）…”): a heading alone opens its section
+HEADING_FAMILIES = frozenset({"dun", "paren"})
 # List questions: when the best sentence opens no list, the first of the next LIST_DEPTH
 # candidates that does and covers LIST_KEEP of the best's coverage answers.
 LIST_DEPTH = 4
@@ -248,22 +250,29 @@ class ExtractiveBackend(AnswerBackend):
         )
 
     # -- composing ---------------------------------------------------------------
-    def _enumeration(self, best: Candidate, passage: Passage) -> list[tuple[int, int]]:
-        """The items of the enumeration ``best`` opens, belongs to, or announces.
+    def _enumeration(
+        self, best: Candidate, passages: Sequence[Passage]
+    ) -> list[tuple[int, int, int]]:
+        """The items (passage_no, start, end) of the enumeration ``best`` opens, belongs
+        to, or announces.
 
         Items are followed by their numbering, not by their distance: from item one of
         the run (“一是”, “一要”, “（一）”, “第一”…) on through two, three… of the same
         kind, over any follow-on sentences between them, until the numbering breaks
-        (another list of the same kind starts) or the passage ends. Items of another
+        (another list of the same kind starts) or the text ends. Items of another
         kind in between are sub-items and are passed over. ``best`` announces a list
         when the list starts right after it (“…提供保障。一是…”), when it is a lead-in
-        (“提出三点要求：”, “…有以下几个方面”), or when only lead-ins stand between."""
-        text = passage.chunk.text
-        spans = sentence_spans(text)
-        idx = next((i for i, sp in enumerate(spans) if sp == (best.start, best.end)), None)
-        if idx is None:
+        (“提出三点要求：”, “…有以下几个方面”), or when only lead-ins stand between; a
+        section heading alone announces the list its section opens with. The text read
+        is ``best``'s passage joined with the retrieved passages that continue it in
+        the speech, so a list that runs over a chunk boundary is read whole."""
+        seq = _reading_order(best.passage_no, passages)
+        try:
+            idx = seq.index((best.passage_no, best.start, best.end))
+        except ValueError:
             return []
-        marks = [enum_item(text[s:e]) for s, e in spans]
+        texts = [passages[no - 1].chunk.text[s:e] for no, s, e in seq]
+        marks = [enum_item(t) for t in texts]
         mark = marks[idx]
         if mark is not None:
             family, number = mark
@@ -275,26 +284,28 @@ class ExtractiveBackend(AnswerBackend):
                     first, number = j, number - 1
                 elif marks[j] is not None and marks[j][0] == family:  # type: ignore[index]
                     break
+            items = _numbered_run(marks, first)
+            if family not in HEADING_FAMILIES:
+                return [seq[i] for i in items] if len(items) >= 2 else []
+            if len(items) >= 2 and number == 1:
+                return [seq[i] for i in items]
+            # a section heading without its siblings from item one (“三、加强领导,…”)
+            # announces the list its section opens with: one whose item one follows
+            # within LOOKAHEAD sentences
+        own = mark[0] if mark is not None else None  # a heading's list is of another kind
+        ones = [j for j in range(idx + 1, len(seq))
+                if (m := marks[j]) is not None and m[1] == 1 and m[0] != own]  # fmt: skip
+        if not ones:
+            return []
+        first = ones[0]
+        if mark is not None:
+            near = first - idx <= LOOKAHEAD
         else:
-            ones = [j for j in range(idx + 1, len(spans)) if marks[j] and marks[j][1] == 1]  # type: ignore[index]
-            if not ones:
-                return []
-            first = ones[0]
-            near = first - idx <= LOOKAHEAD and _leads_into(text, spans, idx, first)
-            if not near and not is_lead_in(text[best.start : best.end]):
-                return []
-        family, number = marks[first]  # type: ignore[misc]
-        items = [first]
-        for j in range(first + 1, len(spans)):
-            if len(items) >= MAX_LIST_ITEMS:
-                break
-            m = marks[j]
-            if m == (family, number + 1):
-                items.append(j)
-                number += 1
-            elif m is not None and m[0] == family:
-                break  # the numbering starts again: another list
-        return [spans[i] for i in items] if len(items) >= 2 else []
+            near = first - idx <= LOOKAHEAD and _leads_into(texts, idx, first)
+        if not near and not is_lead_in(texts[idx]):
+            return []
+        items = _numbered_run(marks, first)
+        return [seq[i] for i in items] if len(items) >= 2 else []
 
     @staticmethod
     def _holds(
@@ -347,9 +358,9 @@ class ExtractiveBackend(AnswerBackend):
             # sentence is often the general statement that precedes the items)
             close = [c for c in cands[1:LIST_DEPTH] if c.coverage >= LIST_KEEP * best.coverage]
             for c in [best, *(c for c in close if id(c) not in heads)]:
-                items = self._enumeration(c, request.passages[c.passage_no - 1])
+                items = self._enumeration(c, request.passages) or _series(c, request.passages)
                 if items:
-                    best, chosen = c, [(c.passage_no, s, e) for s, e in items]
+                    best, chosen = c, items
                     break
         expect = expectation(question)
         listed = expect is not None and expect.kind == "members" and len(chosen) >= 2
@@ -370,8 +381,7 @@ class ExtractiveBackend(AnswerBackend):
                 return Draft(text=REFUSAL[lang], refused=True, model=self.name)
             best, chosen = alt, []
             if asks_list(question):
-                items = self._enumeration(best, request.passages[best.passage_no - 1])
-                chosen = [(best.passage_no, s, e) for s, e in items]
+                chosen = self._enumeration(best, request.passages)
         if not chosen:
             chosen = [(best.passage_no, best.start, best.end)]
             for c in cands[1:]:
@@ -411,16 +421,98 @@ def _attribution(passage: Passage, lang: str) -> str:
     return f"《{title}》" + (f"（{who}）" if who else "") + "："
 
 
-def _leads_into(text: str, spans: Sequence[tuple[int, int]], idx: int, first: int) -> bool:
+_CLAUSE_END = ("；", ";")
+_OPENS = re.compile(r"[：:]")
+
+
+def _series(best: Candidate, passages: Sequence[Passage]) -> list[tuple[int, int, int]]:
+    """The clauses of the unnumbered list ``best`` belongs to: a colon that opens it,
+    then items each closed by a semicolon, up to the sentence that ends the list
+    (“具体表现在：思想认识还有待提高…；推进工作不够平衡…；工作推动还缺乏有效抓手…。”),
+    all in one paragraph; [] when ``best`` is not in such a list."""
+    text = passages[best.passage_no - 1].chunk.text
+    spans = sentence_spans(text)
+    try:
+        idx = spans.index((best.start, best.end))
+    except ValueError:
+        return []
+
+    def joined(i: int) -> bool:  # sentence i ends with a semicolon, i + 1 goes on the line
+        s, e = spans[i]
+        return text[s:e].endswith(_CLAUSE_END) and "\n" not in text[e : spans[i + 1][0]]
+
+    first = idx
+    while first > 0 and joined(first - 1):
+        first -= 1
+    last = idx
+    while last + 1 < len(spans) and joined(last):
+        last += 1
+    if last == first or not _OPENS.search(text[spans[first][0] : spans[first][1]]):
+        return []
+    return [(best.passage_no, s, e) for s, e in spans[first : last + 1]][:MAX_LIST_ITEMS]
+
+
+def _numbered_run(marks: Sequence[tuple[str, int] | None], first: int) -> list[int]:
+    """Item ``first`` and the next numbers of its kind after it (sentence indexes),
+    over sentences of other kinds (sub-items, follow-on sentences), until the numbering
+    starts again (another list) or MAX_LIST_ITEMS are in."""
+    family, number = marks[first]  # type: ignore[misc]
+    items = [first]
+    for j in range(first + 1, len(marks)):
+        if len(items) >= MAX_LIST_ITEMS:
+            break
+        m = marks[j]
+        if m == (family, number + 1):
+            items.append(j)
+            number += 1
+        elif m is not None and m[0] == family:
+            break  # the numbering starts again: another list
+    return items
+
+
+def _leads_into(texts: Sequence[str], idx: int, first: int) -> bool:
     """Whether sentence ``idx`` announces the list starting at sentence ``first``: the
     list starts right after it with its first item (“…提供保障。一是…”), or it is a
     lead-in itself (“提出三点要求：”), or only lead-ins stand between (“…。他要求，”)."""
-    between = [is_lead_in(text[s:e]) for s, e in spans[idx + 1 : first]]
+    between = [is_lead_in(t) for t in texts[idx + 1 : first]]
     if between:
         return all(between)
-    item = enum_item(text[spans[first][0] : spans[first][1]])
-    s, e = spans[idx]
-    return (item is not None and item[1] == 1) or is_lead_in(text[s:e])
+    item = enum_item(texts[first])
+    return (item is not None and item[1] == 1) or is_lead_in(texts[idx])
+
+
+def _reading_order(no: int, passages: Sequence[Passage]) -> list[tuple[int, int, int]]:
+    """The sentences (passage_no, start, end) of passage ``no`` in speech order, joined
+    with those of the retrieved passages that continue it before and after (same speech,
+    adjacent or overlapping, same top section); a sentence two passages share is read
+    once."""
+    base = passages[no - 1].chunk
+    seq = [(no, s, e) for s, e in sentence_spans(base.text)]
+    used = {no}
+    lo, hi = base.start, base.end
+
+    def joining(after: bool) -> int | None:
+        for j, p in enumerate(passages, start=1):
+            c = p.chunk
+            if j in used or c.doc_id != base.doc_id or c.section_path[:1] != base.section_path[:1]:
+                continue
+            if after and c.start <= hi < c.end:
+                return j
+            if not after and c.start < lo <= c.end:
+                return j
+        return None
+
+    while (j := joining(after=True)) is not None:
+        c = passages[j - 1].chunk
+        seq += [(j, s, e) for s, e in sentence_spans(c.text) if c.start + s >= hi]
+        used.add(j)
+        hi = c.end
+    while (j := joining(after=False)) is not None:
+        c = passages[j - 1].chunk
+        seq = [(j, s, e) for s, e in sentence_spans(c.text) if c.start + e <= lo] + seq
+        used.add(j)
+        lo = c.start
+    return seq
 
 
 # “在加强党对群团工作领导的部分，…”, “讲到同步建设党群阵地时，…”: the question names the
