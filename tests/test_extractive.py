@@ -8,7 +8,7 @@ import re
 import pytest
 
 from rag.answer.base import AnswerRequest
-from rag.answer.extractive import REFUSAL, ExtractiveBackend, question_terms
+from rag.answer.extractive import REFUSAL, Candidate, ExtractiveBackend, question_terms
 from rag.types import Chunk, DocMeta, Passage
 
 
@@ -160,3 +160,22 @@ def test_a_semicolon_list_opened_by_a_colon_is_quoted_clause_by_clause() -> None
     # without the colon that opens it, a run of semicolons is not taken for a list
     _, cited = compose("工作存在哪些问题和不足？", [passage("a", text.replace("具体表现在:", ""))])
     assert len(cited) == 1
+
+
+def test_a_list_runs_on_by_its_numbering_into_a_later_passage_of_its_section() -> None:
+    first = "要处理好三个方面的关系。一是重点与难点的关系。二是创新与日常的关系。"
+    gap = "这里是很长的一段论述。" * 5
+    third = "三是示范与整体的关系。要以点带面。"
+    passages = [_at("a", first, 0), _at("a", third, len(first) + len(gap))]
+    _, cited = compose("要处理好哪三个方面的关系？", passages)
+    assert [c.split("[")[0] for c in cited] == [
+        "一是重点与难点的关系", "二是创新与日常的关系", "三是示范与整体的关系"
+    ]  # fmt: skip
+    # a lead-in does not announce a list that only starts after text not retrieved
+    lead = "要处理好三个方面的关系。"
+    items = "一是重点与难点的关系。二是创新与日常的关系。"
+    far = [_at("a", lead, 0), _at("a", items, len(lead) + len(gap))]
+    near = [_at("a", lead, 0), _at("a", items, len(lead))]
+    best = Candidate(1, 0, len(lead), lead, 1.0, 1.0)
+    assert ExtractiveBackend()._enumeration(best, far) == []
+    assert [no for no, _, _ in ExtractiveBackend()._enumeration(best, near)] == [2, 2]

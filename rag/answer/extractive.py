@@ -266,7 +266,7 @@ class ExtractiveBackend(AnswerBackend):
         section heading alone announces the list its section opens with. The text read
         is ``best``'s passage joined with the retrieved passages that continue it in
         the speech, so a list that runs over a chunk boundary is read whole."""
-        seq = _reading_order(best.passage_no, passages)
+        seq, gap = _reading_order(best.passage_no, passages)
         try:
             idx = seq.index((best.passage_no, best.start, best.end))
         except ValueError:
@@ -293,7 +293,7 @@ class ExtractiveBackend(AnswerBackend):
             # announces the list its section opens with: one whose item one follows
             # within LOOKAHEAD sentences
         own = mark[0] if mark is not None else None  # a heading's list is of another kind
-        ones = [j for j in range(idx + 1, len(seq))
+        ones = [j for j in range(idx + 1, gap)
                 if (m := marks[j]) is not None and m[1] == 1 and m[0] != own]  # fmt: skip
         if not ones:
             return []
@@ -481,11 +481,14 @@ def _leads_into(texts: Sequence[str], idx: int, first: int) -> bool:
     return (item is not None and item[1] == 1) or is_lead_in(texts[idx])
 
 
-def _reading_order(no: int, passages: Sequence[Passage]) -> list[tuple[int, int, int]]:
+def _reading_order(no: int, passages: Sequence[Passage]) -> tuple[list[tuple[int, int, int]], int]:
     """The sentences (passage_no, start, end) of passage ``no`` in speech order, joined
     with those of the retrieved passages that continue it before and after (same speech,
-    adjacent or overlapping, same top section); a sentence two passages share is read
-    once."""
+    adjacent or overlapping, same top section), a sentence two passages share read once;
+    then those of the retrieved passages further on in the same top section, after a
+    gap of text not retrieved. Also where that gap is (an index into the sentences): a
+    list may run on over the gap by its numbering (“五是…” … “六是…”), but nothing
+    after it is near enough to be announced."""
     base = passages[no - 1].chunk
     seq = [(no, s, e) for s, e in sentence_spans(base.text)]
     used = {no}
@@ -512,7 +515,20 @@ def _reading_order(no: int, passages: Sequence[Passage]) -> list[tuple[int, int,
         seq = [(j, s, e) for s, e in sentence_spans(c.text) if c.start + e <= lo] + seq
         used.add(j)
         lo = c.start
-    return seq
+    gap = len(seq)
+    later = sorted(
+        (p.chunk.start, j)
+        for j, p in enumerate(passages, start=1)
+        if j not in used
+        and p.chunk.doc_id == base.doc_id
+        and p.chunk.section_path[:1] == base.section_path[:1]
+        and p.chunk.start >= hi
+    )
+    for _, j in later:
+        c = passages[j - 1].chunk
+        seq += [(j, s, e) for s, e in sentence_spans(c.text) if c.start + s >= hi]
+        hi = max(hi, c.end)
+    return seq, gap
 
 
 # “在加强党对群团工作领导的部分，…”, “讲到同步建设党群阵地时，…”: the question names the
