@@ -33,22 +33,22 @@ FLOORS = {
         "hit@1": 0.81,  # 0.832
         "hit@5": 0.92,  # 0.939
         "mrr@10": 0.86,  # 0.881
-        "answer_accuracy": 0.60,  # 0.626
+        "answer_accuracy": 0.61,  # 0.634
         "refusal_accuracy": 0.57,  # 0.600
         # rose from 0.038 with the answer-type checks (they refuse three answerable
         # questions of the split while refusing 0.27 -> 0.50 of the unanswerable ones)
         "false_refusal_rate": 0.08,  # 0.061 (ceiling)
-        "citation_precision": 0.67,  # 0.694
+        "citation_precision": 0.66,  # 0.686
         "verbatim_rate": 1.0,  # 1.000
     },
     "speeches": {
         "hit@1": 0.80,  # 0.825
         "hit@5": 0.94,  # 0.968
         "mrr@10": 0.86,  # 0.887
-        "answer_accuracy": 0.75,  # 0.778
+        "answer_accuracy": 0.78,  # 0.809
         "refusal_accuracy": 0.77,  # 0.800
         "false_refusal_rate": 0.05,  # 0.024 (ceiling)
-        "citation_precision": 0.74,  # 0.772
+        "citation_precision": 0.75,  # 0.782
         "verbatim_rate": 1.0,  # 1.000
     },
 }
