@@ -44,6 +44,8 @@ from zh.text import HAN, SENTENCE_END, cn_number
 
 __all__ = ["clean_document"]
 
+# Set by reading the scraped pages' furniture, not swept; tests/test_clean.py checks that
+# each bundled speech keeps its body verbatim from first to last sentence and loses its furniture.
 MAX_BOILERPLATE_LEN = 250  # no shape rule ever touches a longer line: those are paragraphs
 PROSE_MIN_HAN = 20  # a prose paragraph has at least this many Han characters ...
 MAX_GAP = 3  # ... and body paragraphs are at most this many short lines apart
