@@ -31,6 +31,7 @@ import numpy as np
 from eval.extra import materialise_extra
 from eval.metrics import load_gold
 from rag.embed.base import Embedder
+from rag.embed.query_cache import QueryVectors
 from rag.ingest_ray import RayIngestStats, ingest_on_ray
 from rag.pipeline import BUNDLED_CORPUS, Pipeline
 from rag.settings import Settings
@@ -44,7 +45,7 @@ class QueryMemo(Embedder):
 
     def __init__(self, real: Embedder) -> None:
         self.real, self.model_id, self.dim = real, real.model_id, real.dim
-        self.memo: dict[str, np.ndarray] = {}
+        self.cache = QueryVectors(real.embed_queries, size=1 << 20)  # every gold question
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         return self.real.embed_batch(texts)
@@ -53,10 +54,7 @@ class QueryMemo(Embedder):
         return self.real.embed_passages(texts)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        for t in texts:
-            if t not in self.memo:
-                self.memo[t] = self.real.embed_queries([t])[0]
-        return np.array([self.memo[t] for t in texts], dtype=np.float32)
+        return np.array([self.cache(t) for t in texts], dtype=np.float32)
 
 
 def main() -> None:

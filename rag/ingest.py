@@ -33,6 +33,7 @@ __all__ = [
     "Progress",
     "build_embedder",
     "embedding_groups",
+    "embedding_step",
     "manifest_differences",
     "remove_documents",
 ]
@@ -102,6 +103,14 @@ def manifest_differences(have: Manifest, want: Manifest) -> list[str]:
         for k in MANIFEST_KEYS
         if getattr(have, k) != getattr(want, k)
     ]
+
+
+BATCHES_PER_CALL = 4  # an embedder call takes this many batches' worth of texts
+
+
+def embedding_step(settings: Settings) -> int:
+    """Texts per embedder call: the size of an embedding group."""
+    return max(settings.embed_batch_size * BATCHES_PER_CALL, 1)
 
 
 def embedding_order(texts: Sequence[str], step: int) -> list[list[int]]:
@@ -270,7 +279,7 @@ class Ingestor:
             texts += sentences
         allv = np.empty((len(texts), dim), np.float32)
         done = 0
-        for group in embedding_order(texts, max(self.settings.embed_batch_size * 4, 1)):
+        for group in embedding_order(texts, embedding_step(self.settings)):
             allv[group] = self.embedder.embed_passages([texts[j] for j in group])
             done += len(group)
             if progress:

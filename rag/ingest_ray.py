@@ -284,7 +284,13 @@ def ingest_on_ray(
     if not ray_available():
         raise RuntimeError(f"--engine ray needs Ray: {INSTALL_HINT}")
     from index.store import IndexStore
-    from rag.ingest import BUNDLED_CORPUS, Ingestor, build_embedder, embedding_groups
+    from rag.ingest import (
+        BUNDLED_CORPUS,
+        Ingestor,
+        build_embedder,
+        embedding_groups,
+        embedding_step,
+    )
     from rag.load import iter_input_files
 
     stats = stats if stats is not None else RayIngestStats()
@@ -343,7 +349,7 @@ def ingest_on_ray(
         seconds["clean+chunk"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        groups = embedding_groups(chunk_texts + sentences, max(settings.embed_batch_size * 4, 1))
+        groups = embedding_groups(chunk_texts + sentences, embedding_step(settings))
         total = len(chunk_texts) + len(sentences)
         done = 0
         if groups:
